@@ -1,0 +1,1 @@
+"""ml_assets: a Dagster asset graph for ML lineage."""

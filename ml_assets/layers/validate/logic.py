@@ -1,0 +1,155 @@
+"""Enforce the contract: split a raw window into validated and quarantine, in one transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from ml_assets.layers.ingest.raw import RAW_LINEAGE_DDL, raw_table
+from ml_assets.layers.validate.contract import flag_fragments, typed_name, validated_ddl
+from ml_assets.specs import DatasetSpec
+from ml_assets.sql import ident, render, transaction
+
+SQL = Path(__file__).parent / "sql"
+
+
+@dataclass(frozen=True)
+class DayCounts:
+    day: dt.date
+    raw: int
+    validated: int
+    quarantined: int
+
+    @property
+    def conserved(self) -> bool:
+        return self.raw == self.validated + self.quarantined
+
+
+@dataclass(frozen=True)
+class ReasonCount:
+    reason: str
+    rows: int
+    sample_keys: list[str]
+
+
+def ensure_tables(conn: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> None:
+    schema = ident(spec.name)
+    raw_cols = ",\n    ".join(f"{ident(c)} VARCHAR" for c in spec.columns)
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {schema}.validated {validated_ddl(spec)}")
+    conn.execute(
+        f"""CREATE TABLE IF NOT EXISTS {schema}.quarantine (
+            {raw_cols},{RAW_LINEAGE_DDL},
+            _reasons VARCHAR[] NOT NULL, _quarantined_at TIMESTAMPTZ NOT NULL)"""
+    )
+
+
+def write_validated(
+    conn: duckdb.DuckDBPyConnection,
+    spec: DatasetSpec,
+    start: dt.date,
+    end: dt.date,
+    *,
+    run_id: str,
+    validated_at: dt.datetime,
+) -> list[DayCounts]:
+    """Replace validated and quarantine for [start, end]; every raw row lands in exactly one."""
+    ensure_tables(conn, spec)
+    schema = ident(spec.name)
+    window = {"start": start, "end": end}
+    stamp = {"validated_at": validated_at, "run_id": run_id}
+    with transaction(conn):
+        conn.execute(
+            render(SQL / "flag.sql", raw_table=raw_table(spec), **flag_fragments(spec)), window
+        )
+        for table in ("validated", "quarantine"):
+            conn.execute(
+                f"DELETE FROM {schema}.{table} WHERE _partition_date BETWEEN $start AND $end",
+                window,
+            )
+        conn.execute(
+            render(
+                SQL / "insert_validated.sql",
+                validated_table=f"{schema}.validated",
+                label=spec.label.sql,
+                key_columns=", ".join(ident(k) for k in spec.contract.unique_key),
+                typed_as_names=", ".join(f"{typed_name(c)} AS {ident(c)}" for c in spec.columns),
+            ),
+            stamp,
+        )
+        conn.execute(
+            render(
+                SQL / "insert_quarantine.sql",
+                quarantine_table=f"{schema}.quarantine",
+                raw_columns=", ".join(ident(c) for c in spec.columns),
+            ),
+            stamp,
+        )
+        conn.execute("DROP TABLE _flagged")
+    return partition_counts(conn, spec, start, end)
+
+
+def partition_counts(
+    conn: duckdb.DuckDBPyConnection, spec: DatasetSpec, start: dt.date, end: dt.date
+) -> list[DayCounts]:
+    rows = conn.execute(
+        render(SQL / "partition_counts.sql", schema=ident(spec.name)), {"start": start, "end": end}
+    ).fetchall()
+    return [DayCounts(*row) for row in rows]
+
+
+def reason_counts(
+    conn: duckdb.DuckDBPyConnection, spec: DatasetSpec, start: dt.date, end: dt.date
+) -> list[ReasonCount]:
+    rows = conn.execute(
+        render(
+            SQL / "reason_counts.sql",
+            schema=ident(spec.name),
+            key_columns=", ".join(ident(k) for k in spec.contract.unique_key),
+        ),
+        {"start": start, "end": end},
+    ).fetchall()
+    return [ReasonCount(reason, n, list(sample)) for reason, n, sample in rows]
+
+
+def duplicate_keys(
+    conn: duckdb.DuckDBPyConnection, spec: DatasetSpec, start: dt.date, end: dt.date
+) -> list[tuple]:
+    sql = render(
+        SQL / "duplicate_keys.sql",
+        schema=ident(spec.name),
+        key_columns=", ".join(ident(k) for k in spec.contract.unique_key),
+    )
+    return conn.execute(sql, {"start": start, "end": end}).fetchall()
+
+
+def actual_schema(conn: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> list[tuple[str, str]]:
+    return conn.execute(
+        """SELECT column_name, data_type FROM information_schema.columns
+           WHERE table_schema = ? AND table_name = 'validated' ORDER BY ordinal_position""",
+        [spec.name],
+    ).fetchall()
+
+
+def worst_null_rates(
+    conn: duckdb.DuckDBPyConnection, spec: DatasetSpec, start: dt.date, end: dt.date
+) -> dict[str, tuple[float, str]]:
+    """Per column with a `max_null_rate`: the highest daily NULL share in the window and its day."""
+    limited = [c for c, col in spec.contract.columns.items() if col.max_null_rate is not None]
+    if not limited:
+        return {}
+    shares = ", ".join(f"1 - count({ident(c)}) / count(*) AS {ident(c)}" for c in limited)
+    rows = conn.execute(
+        f"""SELECT _partition_date, {shares} FROM {ident(spec.name)}.validated
+            WHERE _partition_date BETWEEN $start AND $end GROUP BY ALL""",
+        {"start": start, "end": end},
+    ).fetchall()
+    worst: dict[str, tuple[float, str]] = {}
+    for day, *values in rows:
+        for c, v in zip(limited, values, strict=True):
+            if c not in worst or v > worst[c][0]:
+                worst[c] = (float(v), day.isoformat())
+    return worst
