@@ -9,7 +9,6 @@ from ml_assets.layers.ingest.assets import build_raw_asset
 from ml_assets.layers.ingest.checks import build_raw_checks
 from ml_assets.layers.validate.assets import build_validate_assets
 from ml_assets.layers.validate.checks import build_validate_checks
-from ml_assets.partitions import daily_partitions
 from ml_assets.specs import DatasetSpec
 
 
@@ -24,7 +23,6 @@ def build_dataset_defs(spec: DatasetSpec) -> dg.Definitions:
     daily_layers = dg.define_asset_job(
         daily_layers_job_name(spec),
         selection=dg.AssetSelection.groups(spec.name) & dg.AssetSelection.assets(*assets),
-        partitions_def=daily_partitions(spec),
         description=f"raw -> validated/quarantine for `{spec.name}`, with their checks.",
     )
     return dg.Definitions(

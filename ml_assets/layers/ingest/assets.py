@@ -25,16 +25,23 @@ def raw_key(spec: DatasetSpec) -> dg.AssetKey:
 
 
 def build_raw_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=raw_key(spec),
-        group_name=spec.name,
+    # multi_asset with one spec: same asset, and its backfill_policy is not a beta parameter.
+    @dg.multi_asset(
+        name="__".join(raw_key(spec).path),
+        specs=[
+            dg.AssetSpec(
+                raw_key(spec),
+                group_name=spec.name,
+                partitions_def=daily_partitions(spec),
+                kinds={"duckdb"},
+                code_version=code_version(spec, Path(__file__).parent),
+                description=f"Source rows of `{spec.name}` for each day, as read (text), with file and checksum.",
+                metadata={"dagster/table_name": f"{spec.name}.raw", "spec_file": str(spec.path)},
+            )
+        ],
         partitions_def=daily_partitions(spec),
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL,
-        kinds={"duckdb"},
-        code_version=code_version(spec, Path(__file__).parent),
-        description=f"Source rows of `{spec.name}` for each day, as read (text), with file and checksum.",
-        metadata={"dagster/table_name": f"{spec.name}.raw", "spec_file": str(spec.path)},
     )
     def raw(
         context: dg.AssetExecutionContext, config: RawConfig, warehouse: Warehouse
