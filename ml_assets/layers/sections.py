@@ -90,7 +90,13 @@ class MonitoringSection(_Section):
     drift_p_value: float = Field(0.01, gt=0, lt=1)
     performance_tolerance: float = Field(0.05, ge=0)
     champion_max_age_days: int = Field(30, ge=1)
-    retrain_cooldown_hours: float = Field(24, ge=0)
+    retrain_on: list[str] = Field(
+        default_factory=lambda: ["drift_report:severe_drift", "performance:degradation"],
+        description="Failed checks (`<asset>:<check>`) that request a retrain.",
+    )
+    # Measured in data days, not wall-clock hours: a replay or backfill moves through months in
+    # minutes, and must retrain exactly as often as the same days would live.
+    retrain_cooldown_days: int = Field(7, ge=0)
     evidently_sample_rows: int = Field(20_000, ge=100)
 
 

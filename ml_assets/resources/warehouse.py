@@ -28,6 +28,7 @@ class Warehouse(DuckDBResource):
         with super().get_connection() as conn:
             # Pinned so TIMESTAMPTZ parsing and printing never depend on the host's zone.
             conn.execute("SET TimeZone = 'UTC'")
+            conn.execute("SET enable_progress_bar = false")
             yield conn
 
 

@@ -1,0 +1,112 @@
+"""Batch scoring with per-row lineage: every prediction names the model and data behind it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from ml_assets.models import Predictor
+from ml_assets.specs import DatasetSpec
+from ml_assets.sql import ident, render, transaction
+
+SQL = Path(__file__).parent / "sql"
+
+PREDICTIONS_DDL = """(
+    _key VARCHAR NOT NULL,
+    _event_time TIMESTAMP NOT NULL,
+    _partition_date DATE NOT NULL,
+    score DOUBLE NOT NULL,
+    model_name VARCHAR NOT NULL,
+    model_version VARCHAR NOT NULL,
+    mlflow_run_id VARCHAR NOT NULL,
+    feature_partition DATE NOT NULL,
+    dagster_run_id VARCHAR NOT NULL,
+    scored_at TIMESTAMPTZ NOT NULL
+)"""
+
+
+@dataclass(frozen=True)
+class ScoreWrite:
+    rows: int
+    rows_per_day: dict[dt.date, int]
+    score_mean: float | None
+
+
+def predictions_table(spec: DatasetSpec) -> str:
+    return f"{ident(spec.name)}.predictions"
+
+
+def features_frame(
+    conn: duckdb.DuckDBPyConnection,
+    spec: DatasetSpec,
+    features: list[str],
+    start: dt.date,
+    end: dt.date,
+) -> pd.DataFrame:
+    sql = render(
+        SQL / "features_window.sql",
+        features_table=f"{ident(spec.name)}.features",
+        feature_columns=", ".join(ident(c) for c in features),
+    )
+    return conn.execute(sql, {"start": start, "end": end}).df()
+
+
+def score_window(
+    conn: duckdb.DuckDBPyConnection,
+    spec: DatasetSpec,
+    predictor: Predictor,
+    start: dt.date,
+    end: dt.date,
+    *,
+    run_id: str,
+    scored_at: dt.datetime,
+) -> ScoreWrite:
+    """Replace the window's predictions in one transaction, one row per feature row."""
+    ref = predictor.ref
+    frame = features_frame(conn, spec, list(ref.features), start, end)
+    scores = predictor.predict(frame[list(ref.features)]) if len(frame) else []
+    out = pd.DataFrame(
+        {
+            "_key": frame["_key"],
+            "_event_time": frame["_event_time"],
+            "_partition_date": frame["_partition_date"],
+            "score": pd.Series(scores, index=frame.index, dtype="float64"),
+            "model_name": ref.registered_name,
+            "model_version": str(ref.version),
+            "mlflow_run_id": ref.run_id,
+            "feature_partition": frame["_partition_date"],
+            "dagster_run_id": run_id,
+            "scored_at": scored_at,
+        }
+    )
+    table = predictions_table(spec)
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} {PREDICTIONS_DDL}")
+    with transaction(conn):
+        conn.execute(
+            f"DELETE FROM {table} WHERE _partition_date BETWEEN $start AND $end",
+            {"start": start, "end": end},
+        )
+        conn.register("_scored", out)
+        conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _scored")
+        conn.unregister("_scored")
+    per_day = out.groupby("_partition_date").size()
+    return ScoreWrite(
+        rows=len(out),
+        rows_per_day={pd.Timestamp(d).date(): int(n) for d, n in per_day.items()},
+        score_mean=float(out["score"].mean()) if len(out) else None,
+    )
+
+
+def unscored(
+    conn: duckdb.DuckDBPyConnection, spec: DatasetSpec, start: dt.date, end: dt.date
+) -> list[tuple[dt.date, int, list[str]]]:
+    sql = render(
+        SQL / "unscored.sql",
+        features_table=f"{ident(spec.name)}.features",
+        predictions_table=predictions_table(spec),
+    )
+    return [tuple(r) for r in conn.execute(sql, {"start": start, "end": end}).fetchall()]
