@@ -1,0 +1,102 @@
+"""One call from scored held-out rows to everything the evaluation asset and its checks report.
+
+The asset does the I/O (load the candidate and champion, read the test rows, score them) and
+passes plain arrays here; the result is a picklable bundle, so the promotion step downstream
+gets the gates as an input instead of recomputing or re-reading them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ml_assets.layers.evaluate.compare import Comparison, compare
+from ml_assets.layers.evaluate.gates import GateResult, Verdict, gate_results, verdict
+from ml_assets.layers.evaluate.metrics import Metrics, check_metric, evaluate_predictions
+from ml_assets.layers.evaluate.plots import render_plots
+from ml_assets.layers.evaluate.report import render_report
+from ml_assets.layers.evaluate.slices import SliceReport, slice_metrics
+from ml_assets.layers.sections import EvaluationSection
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    metrics: Metrics
+    champion_version: str | None
+    champion_metrics: Metrics | None  # the champion scored on the same rows
+    comparison: Comparison
+    slices: SliceReport
+    importance: dict[str, float]
+    gates: list[GateResult]
+    verdict: Verdict
+    plots: dict[str, Path]  # title -> PNG
+    report: Path | None  # report.md beside the PNGs
+
+    def gate(self, name: str) -> GateResult:
+        for g in self.gates:
+            if g.name == name:
+                return g
+        raise KeyError(f"no gate {name!r}; have {[g.name for g in self.gates]}")
+
+
+def evaluate_candidate(
+    evaluation: EvaluationSection,
+    task: str,
+    frame: pd.DataFrame,
+    y_true: np.ndarray,
+    y_score: np.ndarray,
+    slice_columns: Sequence[str],
+    importance: Mapping[str, float],
+    champion_scores: np.ndarray | None = None,
+    champion_version: str | None = None,
+    folder: Path | None = None,
+    title: str = "Model evaluation",
+) -> Evaluation:
+    """Metrics, champion comparison, slices, gates and (if `folder`) plots + report.
+
+    `frame` holds the evaluated rows' slice columns, aligned with `y_true`, `y_score` and, when
+    there is a champion, `champion_scores` (the champion's predictions on the same rows, so the
+    comparison is like for like). `importance` comes from `explain.global_importance`.
+    """
+    check_metric(evaluation.metric, task)
+    if (champion_scores is None) != (champion_version is None):
+        raise ValueError("give both champion_scores and champion_version, or neither")
+    metrics = evaluate_predictions(y_true, y_score, task, evaluation.threshold)
+    champion = (
+        None
+        if champion_scores is None
+        else evaluate_predictions(y_true, champion_scores, task, evaluation.threshold)
+    )
+    comparison = compare(metrics, champion, evaluation.metric, evaluation.non_inferiority_tolerance)
+    slices = slice_metrics(
+        frame,
+        slice_columns,
+        y_true,
+        y_score,
+        task,
+        evaluation.metric,
+        evaluation.min_slice_rows,
+        evaluation.threshold,
+    )
+    gates = gate_results(metrics, comparison, slices, evaluation)
+    plots: dict[str, Path] = {}
+    report = None
+    if folder is not None:
+        plots = render_plots(folder / "plots", y_true, y_score, task, importance, slices)
+        report = render_report(folder, title, metrics, comparison, slices, importance, gates, plots)
+    return Evaluation(
+        metrics=metrics,
+        champion_version=champion_version,
+        champion_metrics=champion,
+        comparison=comparison,
+        slices=slices,
+        importance=importance,
+        gates=gates,
+        verdict=verdict(gates),
+        plots=plots,
+        report=report,
+    )

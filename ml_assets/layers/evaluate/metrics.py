@@ -1,0 +1,207 @@
+"""Metrics of a model's predictions on held-out rows, one unit per metric.
+
+A metric that is undefined on the given rows (ROC AUC with one class, R² of a constant target,
+precision with no predicted positive) is NaN with a flag saying why, never a silent 0: a 0 would
+read as "a terrible model" and a gate would compare against it as if it were measured.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
+
+Task = Literal["binary", "regression"]
+
+BINARY_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "f1", "precision", "recall", "ece")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+# Everything else in BINARY_METRICS / REGRESSION_METRICS is higher-is-better.
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece", "rmse", "mae"})
+CALIBRATION_BINS = 10
+
+
+class EvaluationError(ValueError):
+    """Predictions or labels cannot be evaluated as given (shape, NaN, wrong range, task)."""
+
+
+def metric_names(task: str) -> tuple[str, ...]:
+    if task == "binary":
+        return BINARY_METRICS
+    if task == "regression":
+        return REGRESSION_METRICS
+    raise EvaluationError(f"unknown task {task!r}; expected 'binary' or 'regression'")
+
+
+def higher_is_better(metric: str) -> bool:
+    if metric not in BINARY_METRICS and metric not in REGRESSION_METRICS:
+        known = ", ".join(BINARY_METRICS + REGRESSION_METRICS)
+        raise EvaluationError(f"unknown metric {metric!r}; known metrics: {known}")
+    return metric not in LOWER_IS_BETTER
+
+
+def check_metric(metric: str, task: str) -> None:
+    """The spec's primary metric must exist for the model's task (no RMSE of a classifier)."""
+    if metric not in metric_names(task):
+        raise EvaluationError(
+            f"metric {metric!r} is not defined for task {task!r}; use one of {metric_names(task)}"
+        )
+
+
+@dataclass(frozen=True)
+class CalibrationBin:
+    lower: float
+    upper: float
+    rows: int
+    mean_score: float  # NaN for an empty bin
+    positive_rate: float  # NaN for an empty bin
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Every metric of the task on one set of rows; NaN values are explained in `flags`."""
+
+    task: Task
+    rows: int
+    label_mean: float  # share of positives for binary, mean label for regression
+    values: dict[str, float]  # metric name -> value, in metric_names(task) order
+    threshold: float | None = None  # decision threshold behind f1/precision/recall
+    flags: tuple[str, ...] = ()  # why a value is NaN, e.g. "single_class"
+    calibration: tuple[CalibrationBin, ...] = field(default=(), repr=False)  # binary only
+
+    def __getitem__(self, metric: str) -> float:
+        if metric not in self.values:
+            raise EvaluationError(
+                f"metric {metric!r} not computed for task {self.task!r}; have {list(self.values)}"
+            )
+        return self.values[metric]
+
+    def to_json(self) -> dict[str, float | None]:
+        """Values for JSON (metadata, audit rows): NaN becomes null, which JSON can carry."""
+        return {k: (None if math.isnan(v) else v) for k, v in self.values.items()}
+
+
+def _as_arrays(y_true: object, y_score: object) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        t = np.asarray(y_true, dtype=float).reshape(-1)
+        s = np.asarray(y_score, dtype=float).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise EvaluationError(f"labels and scores must be numeric: {exc}") from None
+    if t.shape != s.shape:
+        raise EvaluationError(f"{t.size} labels but {s.size} scores")
+    if t.size == 0:
+        raise EvaluationError("no rows to evaluate")
+    for name, arr in (("labels", t), ("scores", s)):
+        bad = int((~np.isfinite(arr)).sum())
+        if bad:
+            raise EvaluationError(f"{bad} of {arr.size} {name} are NaN or infinite")
+    return t, s
+
+
+def calibration_bins(
+    y_true: np.ndarray, y_score: np.ndarray, bins: int = CALIBRATION_BINS
+) -> tuple[CalibrationBin, ...]:
+    """Equal-width bins over [0, 1]: [0, .1), [.1, .2), ..., [.9, 1.0] (the last one closed)."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    # digitize against the interior edges: index = number of edges <= score, so 1.0 -> last bin.
+    index = np.digitize(y_score, edges[1:-1], right=False)
+    out = []
+    for b in range(bins):
+        mask = index == b
+        n = int(mask.sum())
+        out.append(
+            CalibrationBin(
+                lower=float(edges[b]),
+                upper=float(edges[b + 1]),
+                rows=n,
+                mean_score=float(y_score[mask].mean()) if n else math.nan,
+                positive_rate=float(y_true[mask].mean()) if n else math.nan,
+            )
+        )
+    return tuple(out)
+
+
+def expected_calibration_error(bins: tuple[CalibrationBin, ...]) -> float:
+    """ECE = sum over bins of (rows in bin / rows) * |positive rate - mean score|."""
+    total = sum(b.rows for b in bins)
+    return float(sum(b.rows / total * abs(b.positive_rate - b.mean_score) for b in bins if b.rows))
+
+
+def _binary(t: np.ndarray, s: np.ndarray, threshold: float) -> Metrics:
+    if not np.isin(t, (0.0, 1.0)).all():
+        raise EvaluationError(f"binary labels must be 0 or 1; found {sorted(set(t.tolist()))[:5]}")
+    if s.min() < 0.0 or s.max() > 1.0:
+        raise EvaluationError(
+            f"binary scores must be probabilities in [0, 1]; found [{s.min():g}, {s.max():g}]"
+        )
+    if not 0.0 <= threshold <= 1.0:
+        raise EvaluationError(f"threshold {threshold} is outside [0, 1]")
+    flags: list[str] = []
+    positives = int(t.sum())
+    single_class = positives in (0, t.size)
+    if single_class:
+        flags.append(
+            f"single_class: all {t.size} labels are {int(t[0])}; roc_auc, pr_auc undefined"
+        )
+    predicted = s >= threshold
+    tp = int((predicted & (t == 1)).sum())
+    fp = int((predicted & (t == 0)).sum())
+    fn = int((~predicted & (t == 1)).sum())
+    if tp + fp == 0:
+        flags.append(f"no_predicted_positives: no score >= {threshold}; precision undefined")
+    calibration = calibration_bins(t, s)
+    values = {
+        "roc_auc": math.nan if single_class else float(roc_auc_score(t, s)),
+        "pr_auc": math.nan if single_class else float(average_precision_score(t, s)),
+        "log_loss": float(log_loss(t, s, labels=[0, 1])),
+        "brier": float(np.mean((s - t) ** 2)),
+        # F1 = 2TP / (2TP + FP + FN): a real 0 when positives exist and none is caught.
+        "f1": 2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else math.nan,
+        "precision": tp / (tp + fp) if tp + fp else math.nan,
+        "recall": tp / (tp + fn) if tp + fn else math.nan,
+        "ece": expected_calibration_error(calibration),
+    }
+    return Metrics(
+        task="binary",
+        rows=int(t.size),
+        label_mean=positives / t.size,
+        values=values,
+        threshold=threshold,
+        flags=tuple(flags),
+        calibration=calibration,
+    )
+
+
+def _regression(t: np.ndarray, s: np.ndarray) -> Metrics:
+    flags: list[str] = []
+    err = s - t
+    ss_tot = float(((t - t.mean()) ** 2).sum())
+    if ss_tot == 0.0:
+        flags.append(f"constant_target: all {t.size} labels equal {t[0]:g}; r2 undefined")
+    values = {
+        "rmse": float(np.sqrt(np.mean(err**2))),
+        "mae": float(np.mean(np.abs(err))),
+        "r2": 1.0 - float((err**2).sum()) / ss_tot if ss_tot else math.nan,
+    }
+    return Metrics(
+        task="regression",
+        rows=int(t.size),
+        label_mean=float(t.mean()),
+        values=values,
+        flags=tuple(flags),
+    )
+
+
+def evaluate_predictions(
+    y_true: object, y_score: object, task: str, threshold: float = 0.5
+) -> Metrics:
+    """All metrics of `task` for labels and scores (probabilities of class 1, or values).
+
+    Raises EvaluationError on empty, misaligned, NaN or out-of-range input; returns NaN plus a flag
+    for a metric that the rows cannot define (see the module docstring).
+    """
+    metric_names(task)
+    t, s = _as_arrays(y_true, y_score)
+    return _binary(t, s, threshold) if task == "binary" else _regression(t, s)
