@@ -1,0 +1,150 @@
+"""`reference_tables` and `features`: lookups loaded whole, and point-in-time features per day."""
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import dagster as dg
+
+from ml_assets.layers.features.logic import data_version, write_features
+from ml_assets.layers.features.query import FeatureFile, load_feature_files
+from ml_assets.layers.features.reference import load_reference_tables
+from ml_assets.layers.sections import features_of
+from ml_assets.layers.validate.assets import validated_key
+from ml_assets.lineage import code_version
+from ml_assets.partitions import daily_partitions, window, window_metadata
+from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
+from ml_assets.specs import DatasetSpec
+
+LAYER_DIR = Path(__file__).parent
+
+
+def reference_tables_key(spec: DatasetSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.name, "reference_tables"])
+
+
+def features_key(spec: DatasetSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.name, "features"])
+
+
+def features_code_version(spec: DatasetSpec, files: list[FeatureFile]) -> str:
+    """The layer's code and spec plus the dataset's feature SQL, which lives beside the spec."""
+    digest = hashlib.sha256(code_version(spec, LAYER_DIR).encode())
+    for file in files:
+        digest.update(file.path.name.encode())
+        digest.update(file.text.encode())
+    return digest.hexdigest()[:16]
+
+
+def build_reference_tables_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=reference_tables_key(spec),
+        group_name=spec.name,
+        kinds={"duckdb"},
+        code_version=code_version(spec, LAYER_DIR),
+        pool=WAREHOUSE_POOL,
+        description=(
+            f"Lookup tables of `{spec.name}` ({', '.join(spec.lookups)}) loaded whole into "
+            f"`{spec.name}.ref_<name>`, for the feature SQL to join to."
+        ),
+        metadata={"tables": dg.MetadataValue.json([f"{spec.name}.ref_{n}" for n in spec.lookups])},
+    )
+    def reference_tables(warehouse: Warehouse) -> dg.MaterializeResult:
+        with warehouse.get_connection() as conn:
+            tables = load_reference_tables(conn, spec)
+        combined = hashlib.sha256(",".join(t.checksum for t in tables).encode()).hexdigest()
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": dg.MetadataValue.int(sum(t.rows for t in tables)),
+                "tables": dg.MetadataValue.json(
+                    {
+                        t.name: {
+                            "table": t.table,
+                            "rows": t.rows,
+                            "checksum": t.checksum,
+                            "files": t.files,
+                        }
+                        for t in tables
+                    }
+                ),
+                **{f"rows_{t.name}": dg.MetadataValue.int(t.rows) for t in tables},
+                **{f"checksum_{t.name}": dg.MetadataValue.text(t.checksum) for t in tables},
+            },
+            # Source checksums are the data version: unchanged files, unchanged lookups.
+            data_version=dg.DataVersion(combined[:16]),
+        )
+
+    return reference_tables
+
+
+def build_features_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
+    section = features_of(spec)
+    files = load_feature_files(spec)
+    partitions = daily_partitions(spec)
+    # Day to day: a day's features also read the `lookback_days` validated days before it, but a
+    # TimeWindowPartitionMapping reaching before the first partition needs a beta flag; the
+    # lookback is recorded in the metadata instead.
+    deps = [validated_key(spec), *([reference_tables_key(spec)] if spec.lookups else [])]
+
+    @dg.multi_asset(
+        name=f"{spec.name}__features",
+        specs=[
+            dg.AssetSpec(
+                features_key(spec),
+                deps=deps,
+                group_name=spec.name,
+                partitions_def=partitions,
+                kinds={"duckdb"},
+                code_version=features_code_version(spec, files),
+                description=(
+                    f"Point-in-time features of `{spec.name}`, one row per validated row: only "
+                    f"labels known {spec.label.delay_days} day(s) before each event are used."
+                ),
+                metadata={
+                    "dagster/table_name": f"{spec.name}.features",
+                    "feature_columns": dg.MetadataValue.json(
+                        {c: f.model_dump(exclude_none=True) for c, f in section.columns.items()}
+                    ),
+                    "feature_sql": dg.MetadataValue.json([str(f.path) for f in files]),
+                    "lookback_days": section.lookback_days,
+                    "label_delay_days": spec.label.delay_days,
+                },
+            )
+        ],
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=WAREHOUSE_POOL,
+    )
+    def features(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+        start, end = window(context)
+        with warehouse.get_connection() as conn:
+            days = write_features(
+                conn,
+                spec,
+                files,
+                start,
+                end,
+                run_id=context.run_id,
+                featurized_at=dt.datetime.now(dt.UTC),
+            )
+            version = data_version(conn, spec, start, end)
+        rows = sum(d.features for d in days)
+        return dg.MaterializeResult(
+            metadata={
+                **window_metadata(start, end),
+                "dagster/row_count": dg.MetadataValue.int(rows),
+                "validated_rows": dg.MetadataValue.int(sum(d.validated for d in days)),
+                "history_start": dg.MetadataValue.text(
+                    (start - dt.timedelta(days=section.lookback_days)).isoformat()
+                ),
+                "data_version": dg.MetadataValue.text(version),
+            }
+        )
+
+    return features
+
+
+def build_features_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
+    """The features layer of a spec with a `features` section: lookups (if any), then features."""
+    assets = [build_reference_tables_asset(spec)] if spec.lookups else []
+    return [*assets, build_features_asset(spec)]

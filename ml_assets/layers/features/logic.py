@@ -1,0 +1,296 @@
+"""Point-in-time features: write a window in one transaction, and the measurements its checks use.
+
+`<ds>.features` holds one row per validated row: key, event time, partition, label and when the
+label becomes known, the spec's feature columns (numeric as DOUBLE, categorical as VARCHAR), and
+the audit columns the `leakage` check reads. The feature values come from the dataset's own SQL
+(see `query.py` for its contract).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from ml_assets.layers.features.query import (
+    FeatureFile,
+    FeatureSqlError,
+    composed_query,
+    parameters,
+    validated_relation,
+)
+from ml_assets.layers.features.reference import missing_reference_tables
+from ml_assets.layers.sections import features_of
+from ml_assets.specs import DatasetSpec
+from ml_assets.sql import ident, render, table_exists, transaction
+
+SQL = Path(__file__).parent / "sql"
+KEY_COLUMNS = ("_key", "_event_time", "_partition_date", "_label", "_label_known_at")
+LINEAGE_COLUMNS = ("_max_history_time", "_max_lookup_time", "_featurized_at", "_run_id")
+
+
+@dataclass(frozen=True)
+class DayCounts:
+    day: dt.date
+    validated: int
+    features: int
+    distinct_keys: int
+    missing: int
+    missing_sample: list[str]
+
+    @property
+    def matches(self) -> bool:
+        return self.validated == self.features == self.distinct_keys and self.missing == 0
+
+
+@dataclass(frozen=True)
+class Leakage:
+    rows: int
+    rows_with_history: int
+    leaky_rows: int
+    sample_keys: list[str]
+    closest_history_gap: dt.timedelta | None
+
+
+@dataclass(frozen=True)
+class Probe:
+    day: dt.date
+    rows: int
+    changed_rows: int
+    sample_keys: list[str]
+
+
+def features_table(spec: DatasetSpec) -> str:
+    return f"{ident(spec.name)}.features"
+
+
+def validated_table(spec: DatasetSpec) -> str:
+    return f"{ident(spec.name)}.validated"
+
+
+def feature_types(spec: DatasetSpec) -> dict[str, str]:
+    return {
+        c: "DOUBLE" if f.kind == "numeric" else "VARCHAR"
+        for c, f in features_of(spec).columns.items()
+    }
+
+
+def ensure_table(conn: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> None:
+    """Create `<ds>.features`, or refuse to write into one built for other feature columns."""
+    features = ",\n    ".join(f"{ident(c)} {t}" for c, t in feature_types(spec).items())
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(spec.name)}")
+    conn.execute(
+        f"""CREATE TABLE IF NOT EXISTS {features_table(spec)} (
+    _key VARCHAR NOT NULL, _event_time TIMESTAMP NOT NULL, _partition_date DATE NOT NULL,
+    _label DOUBLE, _label_known_at TIMESTAMP NOT NULL,
+    {features},
+    _max_history_time TIMESTAMP, _max_lookup_time TIMESTAMP,
+    _featurized_at TIMESTAMPTZ NOT NULL, _run_id VARCHAR NOT NULL)"""
+    )
+    actual = [
+        r[0]
+        for r in conn.execute(
+            """SELECT column_name FROM information_schema.columns
+               WHERE table_schema = ? AND table_name = 'features' ORDER BY ordinal_position""",
+            [spec.name],
+        ).fetchall()
+    ]
+    expected = [*KEY_COLUMNS, *feature_types(spec), *LINEAGE_COLUMNS]
+    if actual != expected:
+        # Rewriting some partitions of a table whose columns changed would mix two feature sets.
+        raise FeatureSqlError(
+            f"{spec.name}.features has columns {actual} but the spec now declares {expected}: "
+            f"the feature set changed. Drop the table (DROP TABLE {spec.name}.features) and "
+            "re-materialize every features partition."
+        )
+
+
+def _require_inputs(conn: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> None:
+    if not table_exists(conn, spec.name, "validated"):
+        raise FeatureSqlError(f"{spec.name}.validated does not exist: materialize validated first")
+    missing = missing_reference_tables(conn, spec)
+    if missing:
+        raise FeatureSqlError(
+            f"reference tables {[f'{spec.name}.ref_{m}' for m in missing]} do not exist: "
+            f"materialize {spec.name}/reference_tables first"
+        )
+
+
+def write_features(
+    conn: duckdb.DuckDBPyConnection,
+    spec: DatasetSpec,
+    files: list[FeatureFile],
+    start: dt.date,
+    end: dt.date,
+    *,
+    run_id: str,
+    featurized_at: dt.datetime,
+) -> list[DayCounts]:
+    """Replace the features of [start, end] in one transaction; a failure keeps the old rows."""
+    _require_inputs(conn, spec)
+    ensure_table(conn, spec)
+    query = composed_query(conn, spec, files, validated_relation(validated_table(spec)), start, end)
+    casts = ", ".join(
+        f"CAST(f.{ident(c)} AS {t}) AS {ident(c)}" for c, t in feature_types(spec).items()
+    )
+    insert = render(
+        SQL / "insert_features.sql",
+        features_table=features_table(spec),
+        validated_table=validated_table(spec),
+        feature_casts=casts,
+        feature_query=query,
+    )
+    stamp = {"run_id": run_id, "featurized_at": featurized_at}
+    with transaction(conn):
+        conn.execute(
+            f"DELETE FROM {features_table(spec)} WHERE _partition_date BETWEEN $start AND $end",
+            {"start": start, "end": end},
+        )
+        try:
+            conn.execute(insert, parameters(insert, spec, start, end, **stamp))
+        except duckdb.Error as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise FeatureSqlError(
+                f"feature SQL {[str(f.path) for f in files]} failed for {start}..{end}: {first}"
+            ) from None
+    return day_counts(conn, spec, start, end)
+
+
+def day_counts(
+    conn: duckdb.DuckDBPyConnection, spec: DatasetSpec, start: dt.date, end: dt.date
+) -> list[DayCounts]:
+    sql = render(
+        SQL / "day_counts.sql",
+        validated_table=validated_table(spec),
+        features_table=features_table(spec),
+    )
+    rows = conn.execute(sql, {"start": start, "end": end}).fetchall()
+    return [DayCounts(*row) for row in rows]
+
+
+def data_version(
+    conn: duckdb.DuckDBPyConnection, spec: DatasetSpec, start: dt.date, end: dt.date
+) -> str:
+    """Order-free fingerprint of the window's feature values (not of when or by whom they ran)."""
+    columns = ", ".join(
+        ident(c) for c in [*KEY_COLUMNS, *feature_types(spec), *LINEAGE_COLUMNS[:2]]
+    )
+    ((value,),) = conn.execute(
+        f"""SELECT coalesce(sum(hash({columns})::HUGEINT), 0) % 18446744073709551557
+            FROM {features_table(spec)} WHERE _partition_date BETWEEN $start AND $end""",
+        {"start": start, "end": end},
+    ).fetchall()
+    return f"{int(value):016x}"
+
+
+def leakage(
+    conn: duckdb.DuckDBPyConnection, spec: DatasetSpec, start: dt.date, end: dt.date
+) -> Leakage:
+    sql = render(SQL / "leakage.sql", features_table=features_table(spec))
+    return Leakage(*conn.execute(sql, parameters(sql, spec, start, end)).fetchone())
+
+
+def leakage_probe(
+    conn: duckdb.DuckDBPyConnection, spec: DatasetSpec, files: list[FeatureFile], day: dt.date
+) -> Probe:
+    """Recompute one day's features with every not-yet-known label scrambled; compare.
+
+    The audit columns are reported by the feature SQL itself, so a leak the SQL does not report
+    (a wrong frame with an honest-looking `_max_history_time`) would pass them. This probe needs
+    no cooperation: a day's features may not depend on labels of rows at or after
+    `day + 1 - label_delay_days`, so scrambling those labels must leave them unchanged.
+    """
+    probe_table = "_features_probe_validated"
+    cutoff = dt.datetime.combine(day, dt.time()) + dt.timedelta(days=1 - spec.label.delay_days)
+    create = render(
+        SQL / "probe_validated.sql",
+        probe_table=probe_table,
+        validated_table=validated_table(spec),
+    )
+    conn.execute(create, parameters(create, spec, day, day, cutoff=cutoff))
+    try:
+        honest = composed_query(
+            conn, spec, files, validated_relation(validated_table(spec)), day, day
+        )
+        scrambled = composed_query(conn, spec, files, validated_relation(probe_table), day, day)
+        differs = " OR ".join(
+            f"a.{ident(c)} IS DISTINCT FROM b.{ident(c)}"
+            if t == "VARCHAR"
+            # Numbers within 1e-9: summation order may differ between two runs of a window.
+            else f"coalesce(abs(a.{ident(c)} - b.{ident(c)}) > 1e-9 * (1 + abs(a.{ident(c)})), "
+            f"(a.{ident(c)} IS NULL) <> (b.{ident(c)} IS NULL))"
+            for c, t in feature_types(spec).items()
+        )
+        sql = f"""
+            WITH a AS ({honest}), b AS ({scrambled}),
+            d AS (SELECT coalesce(a._key, b._key) AS _key,
+                         a._key IS NULL OR b._key IS NULL OR {differs} AS changed
+                  FROM a FULL JOIN b ON a._key = b._key)
+            SELECT count(*), count(*) FILTER (WHERE changed),
+                   coalesce(list(_key ORDER BY _key) FILTER (WHERE changed), [])[1:10]
+            FROM d"""
+        rows, changed, sample = conn.execute(sql, parameters(sql, spec, day, day)).fetchone()
+    finally:
+        conn.execute(f"DROP TABLE IF EXISTS {probe_table}")
+    return Probe(day, rows, changed, list(sample))
+
+
+def null_rates(
+    conn: duckdb.DuckDBPyConnection, spec: DatasetSpec, start: dt.date, end: dt.date
+) -> dict[str, dict]:
+    """Per feature: NULL share over the window, and its worst day."""
+    columns = list(features_of(spec).columns)
+    shares = ", ".join(f"count(*) - count({ident(c)})" for c in columns)
+    rows = conn.execute(
+        f"""SELECT _partition_date, count(*), {shares} FROM {features_table(spec)}
+            WHERE _partition_date BETWEEN $start AND $end GROUP BY ALL ORDER BY 1""",
+        {"start": start, "end": end},
+    ).fetchall()
+    total = sum(r[1] for r in rows)
+    out = {}
+    for i, c in enumerate(columns):
+        nulls = sum(r[2 + i] for r in rows)
+        worst = max(rows, key=lambda r: r[2 + i] / r[1], default=None)
+        out[c] = {
+            "rate": nulls / total if total else 0.0,
+            "worst_day": worst[0].isoformat() if worst else None,
+            "worst_day_rate": worst[2 + i] / worst[1] if worst else 0.0,
+        }
+    return out
+
+
+def range_violations(
+    conn: duckdb.DuckDBPyConnection, spec: DatasetSpec, start: dt.date, end: dt.date
+) -> dict[str, dict]:
+    """Per numeric feature with bounds: values outside them (or not finite), with sample keys."""
+    bounded = {
+        c: f
+        for c, f in features_of(spec).columns.items()
+        if f.kind == "numeric" and (f.min is not None or f.max is not None)
+    }
+    out = {}
+    for c, f in bounded.items():
+        col = ident(c)
+        outside = [f"NOT isfinite({col})"]
+        if f.min is not None:
+            outside.append(f"{col} < {f.min!r}")
+        if f.max is not None:
+            outside.append(f"{col} > {f.max!r}")
+        cond = " OR ".join(outside)
+        n, lo, hi, sample = conn.execute(
+            f"""SELECT count(*) FILTER (WHERE {cond}), min({col}), max({col}),
+                       coalesce(list(_key ORDER BY _key) FILTER (WHERE {cond}), [])[1:5]
+                FROM {features_table(spec)} WHERE _partition_date BETWEEN $start AND $end""",
+            {"start": start, "end": end},
+        ).fetchone()
+        out[c] = {
+            "outside": n,
+            "min": f.min,
+            "max": f.max,
+            "observed_min": lo,
+            "observed_max": hi,
+            "sample_keys": list(sample),
+        }
+    return out

@@ -1,0 +1,125 @@
+"""Fixtures for the features layer: a small real warehouse built once, copied into each test.
+
+Building validated flights through real Dagster runs costs a few seconds; the tests then change
+that warehouse in different ways, so each one gets its own copy of the DuckDB file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+import yaml
+
+from ml_assets import settings
+from ml_assets.automation.landing import RANGE_END, RANGE_START
+from ml_assets.layers.features.assets import build_features_assets
+from ml_assets.layers.features.checks import build_features_checks
+from ml_assets.layers.features.reference import load_reference_tables
+from ml_assets.layers.ingest.raw import write_raw
+from ml_assets.layers.validate.logic import write_validated
+from ml_assets.resources.warehouse import warehouse_resource
+from ml_assets.specs import DatasetSpec, load_spec
+from ml_assets_tests.conftest import FLIGHTS_SPEC
+
+FIRST_DAY, LAST_DAY = "2013-01-01", "2013-01-12"
+FEATURES_SQL = FLIGHTS_SPEC.parent / "features" / "flights.sql"
+
+
+def materialize_features(
+    spec: DatasetSpec,
+    instance: dg.DagsterInstance,
+    start: str,
+    end: str | None = None,
+    *,
+    checks: bool = True,
+    extra: list[dg.AssetsDefinition] = (),
+) -> dg.ExecuteInProcessResult:
+    """One real run of `<ds>/features` (and its checks) over [start, end] on the test warehouse."""
+    features = build_features_assets(spec)[-1]
+    assets = [features, *(build_features_checks(spec) if checks else []), *extra]
+    window = (
+        {"partition_key": start} if end is None else {"tags": {RANGE_START: start, RANGE_END: end}}
+    )
+    return dg.materialize(
+        assets,
+        instance=instance,
+        resources={"warehouse": warehouse_resource()},
+        raise_on_error=False,
+        **window,
+    )
+
+
+def checks_by_name(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    return {ev.check_name: ev for ev in result.get_asset_check_evaluations()}
+
+
+def query(sql: str, params: dict | list | None = None) -> list[tuple]:
+    with duckdb.connect(str(settings.warehouse_path())) as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        return conn.execute(sql, params or {}).fetchall()
+
+
+@pytest.fixture(scope="session")
+def template_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Validated flights for 2013-01-01..12 plus the reference tables.
+
+    Built once per session with the layers' own functions (the code their assets run); the
+    Dagster runs of raw and validate are covered by their own tests, this only saves time.
+    """
+    home = tmp_path_factory.mktemp("features_template")
+    (home / "data").mkdir()
+    spec = load_spec(FLIGHTS_SPEC)
+    first, last = dt.date.fromisoformat(FIRST_DAY), dt.date.fromisoformat(LAST_DAY)
+    now = dt.datetime.now(dt.UTC)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ML_ASSETS_HOME", str(home))
+        path = settings.warehouse_path()
+        path.parent.mkdir(parents=True)
+        with duckdb.connect(str(path)) as conn:
+            conn.execute("SET TimeZone = 'UTC'")
+            write_raw(conn, spec, first, last, run_id="template", ingested_at=now)
+            write_validated(conn, spec, first, last, run_id="template", validated_at=now)
+            load_reference_tables(conn, spec)
+        return path
+
+
+@pytest.fixture
+def flights_home(home: Path, template_warehouse: Path) -> Path:
+    """A test's own copy of the template warehouse, under its temp ML_ASSETS_HOME."""
+    target = settings.warehouse_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template_warehouse, target)
+    return home
+
+
+@pytest.fixture
+def spec_copy(home: Path) -> Callable[..., DatasetSpec]:
+    """The flights spec written to the test home, with its feature SQL edited and fields changed.
+
+    `edit` maps a text in flights.sql to its replacement (each must occur); `columns` overrides
+    fields of `features.columns` entries.
+    """
+
+    def make(
+        edit: dict[str, str] | None = None, columns: dict[str, dict] | None = None
+    ) -> DatasetSpec:
+        sql = FEATURES_SQL.read_text()
+        for old, new in (edit or {}).items():
+            assert old in sql, f"{old!r} is not in flights.sql"
+            sql = sql.replace(old, new)
+        folder = home / "specs"
+        (folder / "features").mkdir(parents=True, exist_ok=True)
+        (folder / "features" / "flights.sql").write_text(sql)
+        raw = yaml.safe_load(FLIGHTS_SPEC.read_text())
+        for column, fields in (columns or {}).items():
+            raw["features"]["columns"][column].update(fields)
+        (folder / "flights.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+        return load_spec(folder / "flights.yaml")
+
+    return make
