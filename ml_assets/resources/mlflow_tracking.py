@@ -65,11 +65,20 @@ class MlflowTracking(dg.ConfigurableResource):
 
     @contextmanager
     def start_run(
-        self, experiment: str, run_name: str, tags: dict[str, str] | None = None
+        self,
+        experiment: str,
+        run_name: str,
+        tags: dict[str, str] | None = None,
+        nested: bool = False,
     ) -> Iterator[mlflow.ActiveRun]:
-        """An MLflow run that is ended (FINISHED or FAILED) when the block exits."""
+        """An MLflow run that is ended (FINISHED or FAILED) when the block exits.
+
+        `nested=True` makes it a child of the run active in the enclosing block.
+        """
         experiment_id = self.experiment_id(experiment)
-        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+        with mlflow.start_run(
+            experiment_id=experiment_id, run_name=run_name, tags=tags, nested=nested
+        ) as run:
             yield run
 
     def run_url(self, experiment_id: str, run_id: str) -> str:

@@ -1,0 +1,144 @@
+"""The two model families, their search grids, predictions and metrics.
+
+XGBoost is the expected winner on tabular data; the linear pipeline is the baseline that keeps it
+honest (a tree model that cannot beat a logistic regression points at a feature problem). Both
+take the `model_matrix` frame, so they see identical columns.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import log_loss, mean_absolute_error, roc_auc_score, root_mean_squared_error
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from xgboost import XGBClassifier, XGBRegressor
+
+from ml_assets.layers.train.preprocessing import FeatureSchema
+
+Family = Literal["xgboost", "linear"]
+Task = Literal["binary", "regression"]
+
+# One thread: training shares the machine with DuckDB and other steps, and XGBoost's OpenMP
+# threads busy-wait; on a loaded 2-core box 2 threads took 3-4x longer than 1 (measured: 12-17 s
+# vs 4 s for the same fit). Results are identical for 1 or 2 threads (hist is deterministic).
+THREADS = 1
+
+# Fixed grids; a search draws `training.search.budget` points from them with a seeded RNG.
+GRIDS: dict[str, dict[str, list[Any]]] = {
+    "xgboost": {
+        "n_estimators": [100, 200, 300],
+        "max_depth": [3, 4, 6],
+        "learning_rate": [0.05, 0.1, 0.2],
+        "min_child_weight": [1, 5, 20],
+        "subsample": [0.8, 1.0],
+        "colsample_bytree": [0.7, 1.0],
+        "reg_lambda": [1.0, 10.0],
+    },
+    "linear_binary": {"C": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]},
+    "linear_regression": {"alpha": [0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0]},
+}
+
+# Primary metric per task and whether higher is better; the others are logged beside it.
+PRIMARY: dict[str, tuple[str, bool]] = {"binary": ("roc_auc", True), "regression": ("rmse", False)}
+
+
+def grid(family: Family, task: Task) -> list[dict[str, Any]]:
+    """Every point of the family's grid, in a fixed order."""
+    axes = GRIDS["xgboost"] if family == "xgboost" else GRIDS[f"linear_{task}"]
+    names = sorted(axes)
+    return [
+        dict(zip(names, values, strict=True))
+        for values in itertools.product(*(axes[n] for n in names))
+    ]
+
+
+def make_model(
+    family: Family, task: Task, params: dict[str, Any], schema: FeatureSchema, seed: int
+):
+    """An unfitted estimator for one parameter set."""
+    if family == "xgboost":
+        cls = XGBClassifier if task == "binary" else XGBRegressor
+        extra = {"eval_metric": "logloss"} if task == "binary" else {}
+        return cls(
+            tree_method="hist",
+            enable_categorical=True,
+            max_cat_to_onehot=1,
+            n_jobs=THREADS,
+            random_state=seed,
+            **extra,
+            **params,
+        )
+    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+    categorical = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="constant", fill_value="__missing__")),
+            ("onehot", OneHotEncoder(handle_unknown="ignore")),
+        ]
+    )
+    columns = ColumnTransformer(
+        [
+            ("numeric", numeric, list(schema.numeric)),
+            ("categorical", categorical, list(schema.categorical)),
+        ]
+    )
+    head = (
+        LogisticRegression(max_iter=2000, random_state=seed, **params)
+        if task == "binary"
+        else Ridge(random_state=seed, **params)
+    )
+    return Pipeline([("columns", columns), ("model", head)])
+
+
+def fit(model, X: pd.DataFrame, y: np.ndarray):
+    if isinstance(model, Pipeline):
+        # Linear models read categoricals as text; frozen levels already turned unseen values
+        # into NULL, which the imputer maps to the `__missing__` level.
+        X = to_text_categoricals(X)
+    return model.fit(X, y)
+
+
+def predict(model, task: Task, X: pd.DataFrame) -> np.ndarray:
+    """Probability of the positive class (binary) or the predicted value (regression), float64."""
+    if isinstance(model, Pipeline):
+        X = to_text_categoricals(X)
+    out = model.predict_proba(X)[:, 1] if task == "binary" else model.predict(X)
+    return np.asarray(out, dtype="float64")
+
+
+def to_text_categoricals(X: pd.DataFrame) -> pd.DataFrame:
+    cats = [c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]
+    if not cats:
+        return X
+    out = X.copy()
+    for c in cats:
+        out[c] = X[c].astype(object).where(X[c].notna(), np.nan)
+    return out
+
+
+def metrics(task: Task, y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """Binary: ROC AUC and log loss; regression: RMSE and MAE (plus the label mean for context)."""
+    if task == "binary":
+        if len(np.unique(y)) < 2:
+            raise ValueError("ROC AUC needs both classes; this split has only one")
+        return {
+            "roc_auc": float(roc_auc_score(y, pred)),
+            "log_loss": float(log_loss(y, np.clip(pred, 1e-15, 1 - 1e-15), labels=[0, 1])),
+            "positive_rate": float(np.mean(y)),
+        }
+    return {
+        "rmse": float(root_mean_squared_error(y, pred)),
+        "mae": float(mean_absolute_error(y, pred)),
+        "label_mean": float(np.mean(y)),
+    }
+
+
+def better(task: Task, a: float, b: float) -> bool:
+    """Is primary-metric value `a` strictly better than `b`?"""
+    return a > b if PRIMARY[task][1] else a < b

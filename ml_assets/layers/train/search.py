@@ -1,0 +1,145 @@
+"""Bounded hyper-parameter search per family, selected on the validation split.
+
+The budget is a number of parameter sets drawn from a fixed grid with a seeded RNG, so the same
+spec, seed and rows give the same trials, the same winner and the same metrics. `halving` tries
+the same draws on growing slices of the most recent training rows (the rows closest to the
+validation period) and keeps the better half each round.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from ml_assets.layers.train.families import (
+    PRIMARY,
+    Family,
+    Task,
+    better,
+    fit,
+    grid,
+    make_model,
+    metrics,
+    predict,
+)
+from ml_assets.layers.train.preprocessing import FeatureSchema
+
+MIN_HALVING_ROWS = 200
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split in model form: the matrix, the label and the row keys."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    keys: np.ndarray
+
+
+@dataclass(frozen=True)
+class Trial:
+    params: dict[str, Any]
+    train_rows: int
+    validation: dict[str, float]
+
+
+@dataclass
+class FamilyResult:
+    """The family's best model, trained on the whole train split, and how it was found."""
+
+    family: Family
+    params: dict[str, Any]
+    model: Any
+    train_metrics: dict[str, float]
+    validation_metrics: dict[str, float]
+    validation_pred: np.ndarray
+    trials: list[Trial] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def primary(self, task: Task) -> float:
+        return self.validation_metrics[PRIMARY[task][0]]
+
+
+def draw(family: Family, task: Task, budget: int, seed: int) -> list[dict[str, Any]]:
+    """`budget` distinct points of the grid (all of it if smaller), reproducible from the seed."""
+    points = grid(family, task)
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(points), size=min(budget, len(points)), replace=False)
+    return [points[i] for i in sorted(int(p) for p in picks)]
+
+
+def _score(
+    family: Family,
+    task: Task,
+    params: dict[str, Any],
+    schema: FeatureSchema,
+    seed: int,
+    train: Split,
+    valid: Split,
+    rows: int,
+) -> tuple[Any, Trial, np.ndarray]:
+    # The most recent `rows` training rows: rows are ordered by event time.
+    model = fit(
+        make_model(family, task, params, schema, seed), train.X.iloc[-rows:], train.y[-rows:]
+    )
+    pred = predict(model, task, valid.X)
+    return model, Trial(params, rows, metrics(task, valid.y, pred)), pred
+
+
+def search_family(
+    family: Family,
+    task: Task,
+    schema: FeatureSchema,
+    train: Split,
+    valid: Split,
+    *,
+    method: Literal["random", "halving"],
+    budget: int,
+    seed: int,
+) -> FamilyResult:
+    """Try `budget` parameter sets, keep the best on validation (ties: the earlier draw)."""
+    started = time.perf_counter()
+    metric = PRIMARY[task][0]
+    candidates = draw(family, task, budget, seed)
+    trials: list[Trial] = []
+    n = len(train.y)
+    if method == "halving" and len(candidates) > 1:
+        rounds = math.ceil(math.log2(len(candidates)))
+        for r in range(rounds):
+            # Never below a few hundred rows: a tiny slice may lack a class or say nothing.
+            rows = max(min(n, MIN_HALVING_ROWS), n >> (rounds - r))
+            scored = []
+            for params in candidates:
+                _, trial, _ = _score(family, task, params, schema, seed, train, valid, rows)
+                trials.append(trial)
+                scored.append((trial.validation[metric], params))
+            keep = max(1, math.ceil(len(candidates) / 2))
+            order = sorted(
+                range(len(scored)),
+                key=lambda i: (-scored[i][0] if PRIMARY[task][1] else scored[i][0], i),
+            )
+            candidates = [scored[i][1] for i in sorted(order[:keep])]
+    best: tuple[Any, Trial, np.ndarray] | None = None
+    for params in candidates:
+        result = _score(family, task, params, schema, seed, train, valid, n)
+        trials.append(result[1])
+        if best is None or better(task, result[1].validation[metric], best[1].validation[metric]):
+            best = result
+    if best is None:
+        raise ValueError(f"no parameter sets to try for {family}: search budget is {budget}")
+    model, trial, pred = best
+    return FamilyResult(
+        family=family,
+        params=trial.params,
+        model=model,
+        train_metrics=metrics(task, train.y, predict(model, task, train.X)),
+        validation_metrics=trial.validation,
+        validation_pred=pred,
+        trials=trials,
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,259 @@
+"""Log a trained candidate to MLflow and register it as the dataset model's `challenger`.
+
+Layout, the same for every dataset: experiment `ml_assets/<dataset>`; one parent run per
+materialization of `<dataset>/model_candidate`; one nested child run per model family holding
+that family's search (trials as step-wise metrics and a JSON table), its best parameters and
+metrics, and its model. Only the winning family's model is registered. Every run carries tags
+that lead back to the Dagster run and asset that made it.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import mlflow.sklearn
+import mlflow.xgboost
+import numpy as np
+import pandas as pd
+import sklearn
+import xgboost
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.meta_dataset import MetaDataset
+from mlflow.models import infer_signature
+
+from ml_assets.layers.sections import training_of
+from ml_assets.layers.train.dataset import TrainingSetInfo
+from ml_assets.layers.train.search import FamilyResult
+from ml_assets.layers.train.training import Candidate
+from ml_assets.models import ModelRef
+from ml_assets.resources.mlflow_tracking import MlflowTracking
+from ml_assets.specs import DatasetSpec
+
+CHALLENGER = "challenger"
+MODEL_NAME = "model"  # name of the logged model inside its run
+PREDICTIONS_SAMPLE = "validation_predictions.parquet"
+SAMPLE_ROWS = 2000
+# MLflow caps tag values (5000 characters for model version tags); longer lists point to the run.
+MAX_TAG = 4000
+SKOPS_TRUSTED_TYPES = ["numpy.dtype"]
+
+
+def experiment_name(spec: DatasetSpec) -> str:
+    return f"ml_assets/{spec.name}"
+
+
+def registered_model_name(spec: DatasetSpec) -> str:
+    return training_of(spec).registered_model_name or f"{spec.name}_model"
+
+
+@dataclass(frozen=True)
+class LoggedCandidate:
+    ref: ModelRef
+    experiment_id: str
+    run_id: str  # the parent run of this materialization
+    family_runs: Mapping[str, str]
+
+
+def _tag(value: str, fallback: str) -> str:
+    return value if len(value) <= MAX_TAG else fallback
+
+
+def _pip_requirements(family: str) -> list[str]:
+    # Pinned from the running environment; also spares MLflow from inferring them by loading the
+    # model in a subprocess (seconds per model).
+    base = [f"pandas=={pd.__version__}", f"numpy=={np.__version__}"]
+    if family == "xgboost":
+        return [f"xgboost=={xgboost.__version__}", *base]
+    return [f"scikit-learn=={sklearn.__version__}", *base]
+
+
+def _log_model(family: str, result: FamilyResult, signature, metadata: dict):
+    common = {
+        "name": MODEL_NAME,
+        "signature": signature,
+        "metadata": metadata,
+        "pip_requirements": _pip_requirements(family),
+    }
+    if family == "xgboost":
+        # XGBoost's own JSON format: portable across versions and readable, never a pickle.
+        return mlflow.xgboost.log_model(result.model, model_format="json", **common)
+    # mlflow.sklearn defaults to skops outside Databricks: a safe, non-pickle format. The fitted
+    # imputers record numpy dtypes, plain data that skops lists as untrusted by default.
+    return mlflow.sklearn.log_model(result.model, skops_trusted_types=SKOPS_TRUSTED_TYPES, **common)
+
+
+def _prefixed(prefix: str, values: Mapping[str, float]) -> dict[str, float]:
+    return {f"{prefix}{k}": v for k, v in values.items()}
+
+
+def _predictions_sample(keys: np.ndarray, pred: np.ndarray) -> pd.DataFrame:
+    # A fixed, evenly spaced sample: enough to prove a loaded model predicts what training saw.
+    idx = np.unique(np.linspace(0, len(keys) - 1, min(len(keys), SAMPLE_ROWS)).astype(int))
+    return pd.DataFrame({"_key": keys[idx], "prediction": pred[idx]})
+
+
+def _dataset_reference(
+    rows: pd.DataFrame, spec: DatasetSpec, info: TrainingSetInfo, source: str
+) -> MetaDataset:
+    """The training set as MLflow sees it: where it lives, its schema and our data version.
+
+    A metadata-only dataset: the rows stay in DuckDB (MLflow's pandas dataset would also profile
+    every row, seconds on the flights window, for a row count we log as a tag anyway).
+    """
+    with warnings.catch_warnings():
+        # MLflow registers its local-file source class twice and warns that a path is
+        # ambiguous between the two identical classes; either one is right.
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+        resolved = resolve_dataset_source(source)
+    return MetaDataset(
+        resolved,
+        name=f"{spec.name}.training_set",
+        digest=info.data_version,
+        schema=infer_signature(rows.head(1000)).inputs,
+    )
+
+
+def log_candidate(
+    tracking: MlflowTracking,
+    spec: DatasetSpec,
+    info: TrainingSetInfo,
+    candidate: Candidate,
+    rows: pd.DataFrame,
+    *,
+    source: str,
+    tags: Mapping[str, str],
+) -> LoggedCandidate:
+    """Log both families, register the winner and point the `challenger` alias at it."""
+    training = training_of(spec)
+    schema = candidate.schema
+    window = (info.window.start.isoformat(), info.window.end.isoformat())
+    run_tags = {
+        **tags,
+        "dataset": spec.name,
+        "data_version": info.data_version,
+        "train_window": f"{window[0]}..{window[1]}",
+        "partition_count": str(info.window.days),
+    }
+    features_json = json.dumps(list(schema.features))
+    dataset = _dataset_reference(rows[[*schema.features, "_label", "_split"]], spec, info, source)
+    input_tags = {
+        "window": run_tags["train_window"],
+        "rows": str(sum(s.rows for s in info.splits)),
+        "data_version": info.data_version,
+        **{f"rows_{s.split}": str(s.rows) for s in info.splits},
+    }
+    feature_frame = rows.loc[rows["_split"] == "validation", list(schema.features)].head(200)
+    metadata = {
+        "feature_schema": schema.to_dict(),
+        "task": candidate.task,
+        "data_version": info.data_version,
+    }
+    experiment = experiment_name(spec)
+    family_runs: dict[str, str] = {}
+    model_uris: dict[str, str] = {}
+    with tracking.start_run(
+        experiment, run_name=f"{spec.name}/model_candidate {window[0]}..{window[1]}", tags=run_tags
+    ) as parent:
+        mlflow.log_params(
+            {
+                "task": candidate.task,
+                "as_of": info.as_of.isoformat(),
+                "window_start": window[0],
+                "window_end": window[1],
+                "search_method": training.search.method,
+                "search_budget": training.search.budget,
+                "seed": training.seed,
+                "families": ",".join(candidate.results),
+                "n_features": len(schema.features),
+                **{f"rows_{s.split}": s.rows for s in info.splits},
+            }
+        )
+        mlflow.log_input(dataset, context="training", tags=input_tags)
+        mlflow.log_dict(schema.to_dict(), "feature_schema.json")
+        for family, result in candidate.results.items():
+            with tracking.start_run(
+                experiment, run_name=family, tags={**run_tags, "family": family}, nested=True
+            ) as child:
+                mlflow.log_params({"family": family, **result.params})
+                mlflow.log_metrics(
+                    {
+                        **_prefixed("train_", result.train_metrics),
+                        **_prefixed("validation_", result.validation_metrics),
+                        "search_seconds": result.seconds,
+                    }
+                )
+                for step, trial in enumerate(result.trials):
+                    mlflow.log_metrics(_prefixed("trial_validation_", trial.validation), step=step)
+                mlflow.log_dict(
+                    [
+                        {"params": t.params, "train_rows": t.train_rows, "validation": t.validation}
+                        for t in result.trials
+                    ],
+                    "search_trials.json",
+                )
+                mlflow.log_input(dataset, context="training", tags=input_tags)
+                signature = infer_signature(
+                    feature_frame, result.validation_pred[: len(feature_frame)]
+                )
+                logged = _log_model(family, result, signature, {**metadata, "family": family})
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = Path(tmp) / PREDICTIONS_SAMPLE
+                    _predictions_sample(
+                        candidate.validation_keys, result.validation_pred
+                    ).to_parquet(path, index=False)
+                    mlflow.log_artifact(str(path))
+                family_runs[family] = child.info.run_id
+                model_uris[family] = logged.model_uri
+        best = candidate.best
+        mlflow.log_metrics(
+            {
+                **_prefixed("train_", best.train_metrics),
+                **_prefixed("validation_", best.validation_metrics),
+                **{
+                    f"{family}_validation_{k}": v
+                    for family, r in candidate.results.items()
+                    for k, v in r.validation_metrics.items()
+                },
+            }
+        )
+        name = registered_model_name(spec)
+        version = mlflow.register_model(
+            model_uris[candidate.chosen],
+            name,
+            tags={
+                "family": candidate.chosen,
+                "task": candidate.task,
+                "data_version": info.data_version,
+                "features": _tag(features_json, "see feature_schema.json in the run"),
+                "dagster_run_id": tags.get("dagster_run_id", ""),
+                "dataset": spec.name,
+                "train_window": run_tags["train_window"],
+                "mlflow_parent_run_id": parent.info.run_id,
+            },
+        )
+        tracking.client().set_registered_model_alias(name, CHALLENGER, version.version)
+        mlflow.set_tags(
+            {
+                "chosen_family": candidate.chosen,
+                "registered_model": name,
+                "model_version": version.version,
+            }
+        )
+        ref = ModelRef(
+            registered_name=name,
+            version=str(version.version),
+            run_id=family_runs[candidate.chosen],
+            family=candidate.chosen,
+            task=candidate.task,
+            features=schema.features,
+            categorical=schema.categorical,
+            data_version=info.data_version,
+            train_window=window,
+        )
+        return LoggedCandidate(ref, parent.info.experiment_id, parent.info.run_id, family_runs)
