@@ -1,7 +1,10 @@
-"""The main job, headless: materialize every dataset's graph over all its days, print a summary.
+"""The main job, headless: the whole graph for every dataset, then a summary.
 
-`make run` calls this. Runs go to the Dagster instance under DAGSTER_HOME, so everything this
-did is visible afterwards in `make dev`.
+`make run` calls this. For a dataset with model layers it replays the year as it would happen
+live: backfill the data layers, train on the first `training.window_days` days, then month by
+month score and monitor the new days and let the retrain sensor decide (from the check results
+in the Dagster instance, exactly as the sensor daemon would) whether to retrain. Runs go to the
+instance under DAGSTER_HOME, so everything is visible afterwards in `make dev`.
 """
 
 from __future__ import annotations
@@ -11,27 +14,81 @@ import sys
 import time
 
 import dagster as dg
+import duckdb
 
 from ml_assets import settings
 from ml_assets.automation.landing import RANGE_END, RANGE_START
+from ml_assets.automation.retrain import TRIGGER_TAG
 from ml_assets.definitions import build_defs
-from ml_assets.factory import daily_layers_job_name
+from ml_assets.factory import (
+    daily_layers_job_name,
+    has_model_layers,
+    monitor_job_name,
+    train_job_name,
+)
+from ml_assets.layers.sections import training_of
 from ml_assets.specs import DatasetSpec, load_specs
+from ml_assets.sql import table_exists
+
+# Steps log to the Dagster instance (see them in the UI); the console keeps to the summary.
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
-def partition_range(spec: DatasetSpec) -> tuple[str, str]:
+def partition_range(spec: DatasetSpec) -> tuple[dt.date, dt.date]:
     end = spec.partitions.end or (dt.date.today() - dt.timedelta(days=1))
-    return spec.partitions.start.isoformat(), end.isoformat()
+    return spec.partitions.start, end
 
 
-def run_daily_layers(
-    defs: dg.Definitions, spec: DatasetSpec, instance: dg.DagsterInstance, start: str, end: str
+def months(first: dt.date, last: dt.date) -> list[tuple[dt.date, dt.date]]:
+    out, day = [], first
+    while day <= last:
+        nxt = (day.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+        out.append((day, min(last, nxt - dt.timedelta(days=1))))
+        day = nxt
+    return out
+
+
+def run_range(
+    defs: dg.Definitions, job: str, instance: dg.DagsterInstance, start: dt.date, end: dt.date
 ) -> dg.ExecuteInProcessResult:
-    """One run over the whole range (single-run backfill), as the UI's backfill would launch."""
-    job = defs.resolve_job_def(daily_layers_job_name(spec))
-    return job.execute_in_process(
-        instance=instance, tags={RANGE_START: start, RANGE_END: end}, raise_on_error=False
+    """One run over a range of days (a single-run backfill), as the UI's backfill launches it."""
+    return defs.resolve_job_def(job).execute_in_process(
+        instance=instance,
+        run_config=QUIET,
+        tags={RANGE_START: start.isoformat(), RANGE_END: end.isoformat()},
+        raise_on_error=False,
     )
+
+
+def train(
+    defs: dg.Definitions,
+    spec: DatasetSpec,
+    instance: dg.DagsterInstance,
+    as_of: dt.date,
+    tags: dict[str, str],
+    run_config: dict | None = None,
+) -> dg.ExecuteInProcessResult:
+    config = run_config or {
+        "ops": {f"{spec.name}__training_set": {"config": {"as_of": as_of.isoformat()}}}
+    }
+    return defs.resolve_job_def(train_job_name(spec)).execute_in_process(
+        instance=instance, run_config={**QUIET, **config}, tags=tags, raise_on_error=False
+    )
+
+
+def training_outcome(result: dg.ExecuteInProcessResult) -> tuple[bool, str]:
+    """(ok, text): a candidate rejected by its gates is a decision, not a failed job."""
+    gates = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.asset_key.path[-1] == "model_evaluation"
+    ]
+    failed = [e.check_name for e in gates if not e.passed and e.blocking]
+    if result.success:
+        return True, "promoted"
+    if failed and len(gates) > 0:
+        return True, f"rejected by {failed}"
+    return False, "FAILED"
 
 
 def layer_rows(result: dg.ExecuteInProcessResult) -> dict[str, tuple[int, int]]:
@@ -57,8 +114,102 @@ def check_lines(result: dg.ExecuteInProcessResult) -> list[str]:
     lines = []
     for ev in result.get_asset_check_evaluations():
         status = "PASS" if ev.passed else f"FAIL({ev.severity.value})"
-        lines.append(f"    {ev.asset_key.to_user_string():<22} {ev.check_name:<20} {status}")
+        lines.append(f"    {ev.asset_key.to_user_string():<26} {ev.check_name:<28} {status}")
     return lines
+
+
+def decision_lines(spec: DatasetSpec) -> list[str]:
+    with duckdb.connect(str(settings.warehouse_path()), read_only=True) as conn:
+        rows = conn.execute(
+            """SELECT decided_at, decision, candidate_version, previous_champion_version,
+                      new_champion_version, "trigger", reason
+               FROM governance.model_decisions WHERE dataset = ? ORDER BY decision_id""",
+            [spec.name],
+        ).fetchall()
+    return [
+        f"    {at:%H:%M:%S} {decision:<9} v{cand} (champion {prev or '-'} -> {new or '-'})"
+        f" trigger={trigger}: {reason}"
+        for at, decision, cand, prev, new, trigger, reason in rows
+    ]
+
+
+def monthly_lines(spec: DatasetSpec, first: dt.date) -> list[str]:
+    with duckdb.connect(str(settings.warehouse_path()), read_only=True) as conn:
+        if not (
+            table_exists(conn, spec.name, "drift") and table_exists(conn, spec.name, "performance")
+        ):
+            return ["    (nothing monitored)"]
+        rows = conn.execute(
+            f"""WITH d AS (
+                    SELECT date_trunc('month', day) AS m, day, any_value(share_drifted) AS share,
+                           bool_or(drifted) FILTER (WHERE is_prediction) AS score_drift
+                    FROM "{spec.name}".drift WHERE day >= $first GROUP BY ALL),
+                dm AS (SELECT m, avg(share) AS share, max(share) AS worst,
+                              count(*) FILTER (WHERE score_drift) AS score_drift_days FROM d GROUP BY m),
+                p AS (SELECT date_trunc('month', day) AS m, any_value(metric) AS metric,
+                             avg(trailing_value) AS trailing, min(trailing_value) AS low,
+                             any_value(reference_value) AS reference,
+                             count(*) FILTER (WHERE degraded) AS degraded_days,
+                             string_agg(DISTINCT array_to_string(model_versions, ','), ',') AS versions
+                      FROM "{spec.name}".performance WHERE day >= $first GROUP BY ALL)
+                SELECT strftime(dm.m, '%Y-%m'), dm.share, dm.worst, dm.score_drift_days, p.metric,
+                       p.trailing, p.low, p.reference, p.degraded_days, p.versions
+                FROM dm JOIN p USING (m) ORDER BY 1""",
+            {"first": first},
+        ).fetchall()
+    lines = [
+        "    month    drift share (mean/max)  score-drift days  "
+        "trailing metric (mean/min) vs champion  degraded days  model versions"
+    ]
+    for month, share, worst, sdays, metric, trailing, low, ref, degraded, versions in rows:
+        lines.append(
+            f"    {month}  {share:>6.0%} / {worst:>4.0%}        {sdays:>3}            "
+            f"{metric} {trailing:.3f} / {low:.3f} vs {ref:.3f}      {degraded:>3}          v{versions}"
+        )
+    return lines
+
+
+def replay(
+    defs: dg.Definitions,
+    spec: DatasetSpec,
+    instance: dg.DagsterInstance,
+    first: dt.date,
+    last: dt.date,
+) -> tuple[bool, list[str]]:
+    """Train on the first window, then score and monitor month by month, retraining on triggers."""
+    ok, notes = True, []
+    as_of = first + dt.timedelta(days=training_of(spec).window_days - 1)
+    trained_ok, outcome = training_outcome(
+        train(defs, spec, instance, as_of, {TRIGGER_TAG: "initial"})
+    )
+    ok &= trained_ok
+    notes.append(f"  initial training up to {as_of}: {outcome}")
+    if outcome != "promoted":
+        notes.append("  no champion, so nothing to score or monitor: see the decision below")
+        return ok, notes
+    sensor = defs.resolve_sensor_def(f"{spec.name}__retrain")
+    cursor = None
+    for m_start, m_end in months(as_of + dt.timedelta(days=1), last):
+        t0 = time.perf_counter()
+        monitored = run_range(defs, monitor_job_name(spec), instance, m_start, m_end)
+        ok &= monitored.success
+        failed = [
+            f"{e.asset_key.path[-1]}:{e.check_name}"
+            for e in monitored.get_asset_check_evaluations()
+            if not e.passed
+        ]
+        tick = sensor.evaluate_tick(
+            dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+        )
+        cursor = tick.cursor
+        line = f"  {m_start:%Y-%m}: monitored in {time.perf_counter() - t0:.0f}s; failed checks {failed or '-'}"
+        for request in tick.run_requests:
+            retrained = train(defs, spec, instance, m_end, dict(request.tags), request.run_config)
+            retrained_ok, outcome = training_outcome(retrained)
+            ok &= retrained_ok
+            line += f"; retrain ({request.tags[TRIGGER_TAG]}): {outcome}"
+        notes.append(line)
+    return ok, notes
 
 
 def main() -> int:
@@ -67,22 +218,37 @@ def main() -> int:
     ok = True
     with dg.DagsterInstance.get() as instance:
         for spec in specs:
-            start, end = partition_range(spec)
+            first, last = partition_range(spec)
             t0 = time.perf_counter()
-            result = run_daily_layers(defs, spec, instance, start, end)
-            took = time.perf_counter() - t0
+            result = run_range(defs, daily_layers_job_name(spec), instance, first, last)
             ok &= result.success
+            print(f"\n== {spec.name}: {first} .. {last}")
             print(
-                f"\n== {spec.name}: {start} .. {end}  ({'ok' if result.success else 'FAILED'}, {took:.1f}s)"
+                f"  data layers: {'ok' if result.success else 'FAILED'} in "
+                f"{time.perf_counter() - t0:.1f}s (run {result.run_id})"
             )
-            print(f"  run id: {result.run_id}")
             for key, (partitions, rows) in layer_rows(result).items():
-                print(f"  {key:<22} {rows:>10,} rows over {partitions} partition(s)")
+                print(f"  {key:<26} {rows:>10,} rows over {partitions} partition(s)")
             print("  checks:")
             print("\n".join(check_lines(result)))
+            if not (result.success and has_model_layers(spec)):
+                continue
+            t0 = time.perf_counter()
+            replayed, notes = replay(defs, spec, instance, first, last)
+            ok &= replayed
+            print(
+                f"\n  model replay: {'ok' if replayed else 'FAILED'} in {time.perf_counter() - t0:.0f}s"
+            )
+            print("\n".join(notes))
+            print("\n  drift and performance per month:")
+            print("\n".join(monthly_lines(spec, first)))
+            print("\n  model decisions (governance.model_decisions):")
+            print("\n".join(decision_lines(spec)))
+            print(f"\n  model card: {settings.reports_dir() / spec.name / 'model_card.md'}")
     print(f"\nwarehouse: {settings.warehouse_path()}")
     print(f"reports:   {settings.reports_dir()}")
-    print(f"dagster:   {dg.DagsterInstance.get().root_directory}  (open with `make dev`)")
+    print(f"mlflow:    {settings.data_dir() / 'mlflow'}  (open with `make mlflow-ui`)")
+    print(f"dagster:   {instance.root_directory}  (open with `make dev`)")
     return 0 if ok else 1
 
 

@@ -89,6 +89,10 @@ class MonitoringSection(_Section):
     drift_share_severe: float = Field(0.6, ge=0, le=1)
     drift_p_value: float = Field(0.01, gt=0, lt=1)
     performance_tolerance: float = Field(0.05, ge=0)
+    performance_window_days: int = Field(7, ge=1, description="Trailing days pooled per verdict.")
+    performance_min_rows: int = Field(
+        2000, ge=1, description="Fewer labelled rows in the trailing window: too noisy to judge."
+    )
     champion_max_age_days: int = Field(30, ge=1)
     retrain_on: list[str] = Field(
         default_factory=lambda: ["drift_report:severe_drift", "performance:degradation"],

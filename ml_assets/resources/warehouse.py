@@ -26,10 +26,15 @@ class Warehouse(DuckDBResource):
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         with super().get_connection() as conn:
-            # Pinned so TIMESTAMPTZ parsing and printing never depend on the host's zone.
-            conn.execute("SET TimeZone = 'UTC'")
-            conn.execute("SET enable_progress_bar = false")
-            yield conn
+            # DuckDBResource closes the connection only when the block succeeds; a step that
+            # raised would otherwise keep the file open for the rest of the process.
+            try:
+                # Pinned so TIMESTAMPTZ parsing and printing never depend on the host's zone.
+                conn.execute("SET TimeZone = 'UTC'")
+                conn.execute("SET enable_progress_bar = false")
+                yield conn
+            finally:
+                conn.close()
 
 
 def warehouse_resource(path: str | None = None) -> Warehouse:

@@ -138,11 +138,17 @@ def event_time_sql(spec: DatasetSpec) -> str:
 
 
 def inspect_file(
-    file: SourceFile, spec: DatasetSpec, source: SourceSpec | None = None
+    file: SourceFile,
+    spec: DatasetSpec,
+    source: SourceSpec | None = None,
+    *,
+    reject_outside: bool = True,
 ) -> FileProfile:
     """Reject a file that cannot be ingested whole; otherwise describe it.
 
     Runs on a private in-memory DuckDB, so sensors can call it without touching the warehouse.
+    A dropped file with rows outside the partitions is rejected (they would be lost); a bundled
+    source may span more than the spec declares (`reject_outside=False`), by configuration.
     """
     source = source or spec.source
     name = file.path.name
@@ -193,7 +199,7 @@ def inspect_file(
             f"{name}: {rows - timed} of {rows} rows have no valid event time "
             f"({spec.event_time.column or spec.event_time.expression}); they cannot be placed in a partition"
         )
-    if outside:
+    if outside and reject_outside:
         raise SourceError(
             f"{name}: {outside} rows have event dates outside the partitions "
             f"{spec.partitions.start}..{end} (file spans {first}..{last})"

@@ -131,7 +131,7 @@ def write_raw(
     bundled = resolve_source(spec.source)
     for f in bundled:
         if f.checksum not in known:
-            to_register.append(("bundled", f, inspect_file(f, spec)))
+            to_register.append(("bundled", f, inspect_file(f, spec, reject_outside=False)))
     new_landing: list[SourceFile] = []
     for path in landing:
         f = landing_file(Path(path))

@@ -74,6 +74,7 @@ def realized_performance(
     tolerance: float,
     window_days: int,
     known_by: dt.datetime,
+    min_rows: int = 1,
     threshold: float = 0.5,
 ) -> list[DayPerformance]:
     """Per day of [start, end]: the day's and the trailing window's metric, and a verdict."""
@@ -93,7 +94,12 @@ def realized_performance(
             (frame["_partition_date"] > day - dt.timedelta(days=window_days))
             & (frame["_partition_date"] <= day)
         ]
-        value = _metric(trailing, spec.label.kind, metric, threshold)
+        # Too few labelled rows: the metric's own noise would read as degradation.
+        value = (
+            _metric(trailing, spec.label.kind, metric, threshold)
+            if len(trailing) >= min_rows
+            else None
+        )
         out.append(
             DayPerformance(
                 day=day,

@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from ml_assets.automation.retrain import TRIGGER_TAG
 from ml_assets.layers.sections import features_of, training_of
 from ml_assets.layers.train.dataset import (
     TrainingSetInfo,
@@ -170,6 +171,9 @@ def build_train_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                 "dagster_run_id": context.run.run_id,
                 "dagster_asset_key": context.asset_key.to_user_string(),
                 "code_version": version,
+                # Why this training ran (e.g. `drift_report:severe_drift@2013-07-31`): set by
+                # the retrain sensor, so a retrain traces back to the check that caused it.
+                "trigger": context.run.tags.get(TRIGGER_TAG, "manual"),
             },
         )
         ref = logged.ref

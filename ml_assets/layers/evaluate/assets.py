@@ -1,0 +1,171 @@
+"""`model_evaluation`: the candidate judged on the time-based test holdout, with gating checks.
+
+The gates are this asset's own checks (blocking ones with ERROR severity), so a failed gate stops
+`champion_model` in the same run. A rejection must still be recorded, and the blocked step cannot
+do it, so the evaluation records the rejection itself before reporting the failed gates.
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from ml_assets import settings
+from ml_assets.automation.retrain import TRIGGER_TAG
+from ml_assets.layers.evaluate.explain import global_importance
+from ml_assets.layers.evaluate.gates import gate_specs
+from ml_assets.layers.evaluate.logic import Evaluation, evaluate_candidate
+from ml_assets.layers.evaluate.report import inline_markdown
+from ml_assets.layers.promote.decide import decide
+from ml_assets.layers.promote.registry import current_champion
+from ml_assets.layers.sections import evaluation_of
+from ml_assets.layers.train.assets import model_candidate_key
+from ml_assets.layers.train.dataset import training_set_table
+from ml_assets.layers.train.predictor import load_predictor, registered_ref
+from ml_assets.layers.train.preprocessing import model_matrix
+from ml_assets.lineage import code_version
+from ml_assets.models import ModelRef
+from ml_assets.resources.mlflow_tracking import MlflowTracking
+from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
+from ml_assets.specs import DatasetSpec
+from ml_assets.sql import ident, render
+
+SQL = Path(__file__).parent / "sql"
+
+
+def model_evaluation_key(spec: DatasetSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.name, "model_evaluation"])
+
+
+def test_split(warehouse: Warehouse, spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The holdout rows, and their slice columns aligned with them."""
+    sql = render(
+        SQL / "test_split.sql",
+        training_set=training_set_table(spec),
+        validated=f"{ident(spec.name)}.validated",
+        slice_columns=", ".join(f"v.{ident(c)} AS {ident('__slice_' + c)}" for c in spec.slices)
+        or "NULL AS __no_slices",
+    )
+    with warehouse.get_connection() as conn:
+        rows = conn.execute(sql).df()
+    slices = pd.DataFrame({c: rows[f"__slice_{c}"].astype(str) for c in spec.slices})
+    return rows, slices
+
+
+def evaluation_metadata(ev: Evaluation, ref: ModelRef, tracking: MlflowTracking) -> dict:
+    primary = ev.comparison.metric
+    return {
+        "model_version": dg.MetadataValue.text(ref.version),
+        "mlflow_run_id": dg.MetadataValue.text(ref.run_id),
+        "mlflow_model": dg.MetadataValue.url(tracking.model_url(ref.registered_name, ref.version)),
+        "data_version": dg.MetadataValue.text(ref.data_version),
+        "holdout_rows": dg.MetadataValue.int(ev.metrics.rows),
+        primary: dg.MetadataValue.float(float(ev.metrics[primary])),
+        "metrics": dg.MetadataValue.json(ev.metrics.to_json()),
+        "champion_version": dg.MetadataValue.text(ev.champion_version or "none"),
+        "deltas_vs_champion": dg.MetadataValue.json(
+            {k: (None if v != v else v) for k, v in ev.comparison.deltas.items()}
+        ),
+        "worst_slice_gap": dg.MetadataValue.float(float(ev.slices.gap or 0.0)),
+        "slices": dg.MetadataValue.json(ev.slices.records()),
+        "importance": dg.MetadataValue.json(dict(list(ev.importance.items())[:15])),
+        "verdict": dg.MetadataValue.text(ev.verdict.reason),
+        "report": dg.MetadataValue.path(str(ev.report))
+        if ev.report
+        else dg.MetadataValue.text("-"),
+        "plots": dg.MetadataValue.md(inline_markdown(ev.plots)),
+    }
+
+
+def build_evaluate_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
+    evaluation = evaluation_of(spec)
+    key = model_evaluation_key(spec)
+    version = code_version(spec, Path(__file__).parent)
+
+    @dg.asset(
+        key=key,
+        ins={"model_candidate": dg.AssetIn(model_candidate_key(spec))},
+        group_name=spec.name,
+        kinds={"mlflow", "duckdb"},
+        code_version=version,
+        description=(
+            "The candidate scored on the test holdout: metrics, slices, champion deltas, "
+            "explanations and plots; its checks are the promotion gates."
+        ),
+        check_specs=[
+            dg.AssetCheckSpec(g.name, asset=key, blocking=g.blocking, description=g.description)
+            for g in gate_specs(evaluation)
+        ],
+        pool=WAREHOUSE_POOL,
+    )
+    def model_evaluation(
+        context: dg.AssetExecutionContext,
+        model_candidate: ModelRef,
+        warehouse: Warehouse,
+        mlflow: MlflowTracking,
+    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+        ref = model_candidate
+        rows, slices = test_split(warehouse, spec)
+        if rows.empty:
+            raise ValueError(f"{spec.name}: the training set has no test rows to evaluate on")
+        predictor = load_predictor(ref, mlflow)
+        y_true = rows["_label"].to_numpy(dtype=float)
+        y_score = predictor.predict(rows)
+        importance = global_importance(
+            predictor.model, ref.family, model_matrix(rows, predictor.schema)
+        )
+        champion_version = current_champion(mlflow, ref.registered_name)
+        champion_scores: np.ndarray | None = None
+        if champion_version is not None and champion_version != ref.version:
+            champion = load_predictor(
+                registered_ref(mlflow, ref.registered_name, version=champion_version), mlflow
+            )
+            champion_scores = champion.predict(rows)
+        else:
+            champion_version = None
+        ev = evaluate_candidate(
+            evaluation,
+            ref.task,
+            slices,
+            y_true,
+            y_score,
+            spec.slices,
+            importance,
+            champion_scores=champion_scores,
+            champion_version=champion_version,
+            folder=settings.reports_dir() / spec.name / "evaluation" / f"v{ref.version}",
+            title=f"{spec.name}: evaluation of {ref.registered_name} v{ref.version}",
+        )
+        if not ev.verdict.promote:
+            # champion_model will be blocked by the failed gates: record the rejection here.
+            with warehouse.get_connection() as conn:
+                decide(
+                    mlflow,
+                    conn,
+                    dataset=spec.name,
+                    model_name=ref.registered_name,
+                    candidate_version=ref.version,
+                    gates=ev.gates,
+                    metrics=ev.metrics,
+                    trigger=context.run.tags.get(TRIGGER_TAG, "manual"),
+                    code_version=version,
+                    dagster_run_id=context.run_id,
+                )
+        yield dg.Output(ev, metadata=evaluation_metadata(ev, ref, mlflow))
+        for g in ev.gates:
+            yield dg.AssetCheckResult(
+                check_name=g.name,
+                passed=g.passed,
+                severity=dg.AssetCheckSeverity.ERROR if g.blocking else dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "observed": dg.MetadataValue.float(float(g.observed))
+                    if g.observed is not None and g.observed == g.observed
+                    else dg.MetadataValue.text("n/a"),
+                    "expected": dg.MetadataValue.text(g.expected),
+                    "detail": dg.MetadataValue.text(g.detail),
+                },
+            )
+
+    return [model_evaluation]

@@ -1,0 +1,262 @@
+"""`drift_report` and `performance`: is the world still the one the champion learned, and is the
+champion still as good as when it was promoted?
+
+Checks are computed inside the assets (one pass over the data) and carry `worst_day` and
+`partition_end` in their metadata: the retrain sensor reads those from the Dagster instance.
+"""
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+
+from ml_assets import settings
+from ml_assets.layers.monitor.performance import realized_performance, write_performance
+from ml_assets.layers.monitor.report import (
+    current_frame,
+    reference_frame,
+    window_drift,
+    write_drift,
+)
+from ml_assets.layers.promote.assets import champion_key
+from ml_assets.layers.promote.champion import Champion
+from ml_assets.layers.score.assets import predictions_key
+from ml_assets.layers.sections import evaluation_of, features_of, monitoring_of, training_of
+from ml_assets.layers.train.predictor import load_predictor
+from ml_assets.lineage import code_version
+from ml_assets.partitions import daily_partitions, window, window_metadata
+from ml_assets.resources.mlflow_tracking import MlflowTracking
+from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
+from ml_assets.specs import DatasetSpec
+
+
+def drift_report_key(spec: DatasetSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.name, "drift_report"])
+
+
+def performance_key(spec: DatasetSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.name, "performance"])
+
+
+def _day_meta(day: dt.date | None, end: dt.date, summary: str) -> dict[str, dg.MetadataValue]:
+    return {
+        "worst_day": dg.MetadataValue.text((day or end).isoformat()),
+        "partition_end": dg.MetadataValue.text(end.isoformat()),
+        "summary": dg.MetadataValue.text(summary),
+    }
+
+
+def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
+    partitions = daily_partitions(spec)
+    monitoring = monitoring_of(spec)
+    features = features_of(spec)
+    version = code_version(spec, Path(__file__).parent)
+    drift_key, perf_key = drift_report_key(spec), performance_key(spec)
+
+    @dg.multi_asset(
+        name=f"{spec.name}__drift_report",
+        specs=[
+            dg.AssetSpec(
+                drift_key,
+                deps=[predictions_key(spec), champion_key(spec)],
+                group_name=spec.name,
+                partitions_def=partitions,
+                kinds={"duckdb", "evidently"},
+                code_version=version,
+                description=(
+                    "Per-day drift of every feature and of the score against the champion's "
+                    "training window (full data), plus an Evidently HTML report per run."
+                ),
+                metadata={"dagster/table_name": f"{spec.name}.drift"},
+            )
+        ],
+        ins={"champion_model": dg.AssetIn(champion_key(spec))},
+        check_specs=[
+            dg.AssetCheckSpec(
+                "drift_share",
+                asset=drift_key,
+                description=f"Share of drifted features stays below {monitoring.drift_share_warn:.0%} each day.",
+            ),
+            dg.AssetCheckSpec(
+                "severe_drift",
+                asset=drift_key,
+                description=f"Share of drifted features stays below {monitoring.drift_share_severe:.0%} each day.",
+            ),
+        ],
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=WAREHOUSE_POOL,
+    )
+    def drift_report(
+        context: dg.AssetExecutionContext,
+        champion_model: Champion,
+        warehouse: Warehouse,
+        mlflow: MlflowTracking,
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        start, end = window(context)
+        ref = champion_model.ref
+        ref_start, ref_end = (dt.date.fromisoformat(d) for d in ref.train_window)
+        columns = list(features.columns)
+        path = settings.reports_dir() / spec.name / "drift" / f"drift_{start}_{end}.html"
+        with warehouse.get_connection() as conn:
+            reference = reference_frame(conn, spec, columns, ref_start, ref_end)
+            current = current_frame(conn, spec, columns, start, end)
+        # Prediction drift needs the champion's scores on its own training window.
+        reference["score"] = load_predictor(ref, mlflow).predict(reference)
+        drift = window_drift(
+            reference,
+            current,
+            features.numeric,
+            features.categorical,
+            monitoring,
+            report_path=path,
+            seed=training_of(spec).seed,
+        )
+        with warehouse.get_connection() as conn:
+            write_drift(
+                conn,
+                spec,
+                drift,
+                start,
+                end,
+                reference=ref.train_window,
+                model_version=ref.version,
+                run_id=context.run_id,
+            )
+        worst = drift.worst_day()
+        worst_day, worst_result = worst if worst else (None, None)
+        share = worst_result.share_drifted if worst_result else 0.0
+        drifted = worst_result.drifted_columns if worst_result else []
+        summary = f"worst day {worst_day}: {share:.0%} of features drifted {drifted}"
+        yield dg.MaterializeResult(
+            asset_key=drift_key,
+            metadata={
+                **window_metadata(start, end),
+                "reference_window": dg.MetadataValue.text(f"{ref_start}..{ref_end}"),
+                "model_version": dg.MetadataValue.text(ref.version),
+                "days": dg.MetadataValue.int(len(drift.days)),
+                "worst_share_drifted": dg.MetadataValue.float(share),
+                "share_drifted_by_day": dg.MetadataValue.json(
+                    {d.isoformat(): round(r.share_drifted, 3) for d, r in drift.days.items()}
+                ),
+                "window_drift": dg.MetadataValue.json(
+                    drift.window.summary() if drift.window else {}
+                ),
+                "prediction_drift": dg.MetadataValue.json(
+                    {
+                        "method": drift.window.prediction.method,
+                        "score": drift.window.prediction.score,
+                        "drifted": drift.window.prediction.drifted,
+                    }
+                    if drift.window and drift.window.prediction
+                    else {}
+                ),
+                "evidently_report": dg.MetadataValue.path(str(path))
+                if drift.evidently
+                else dg.MetadataValue.text("-"),
+                "evidently_disagreements": dg.MetadataValue.json(drift.disagreements),
+            },
+        )
+        shares = [r.share_drifted for r in drift.days.values()]
+        yield dg.AssetCheckResult(
+            check_name="drift_share",
+            passed=all(s < monitoring.drift_share_warn for s in shares),
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata=_day_meta(worst_day, end, summary),
+        )
+        yield dg.AssetCheckResult(
+            check_name="severe_drift",
+            passed=all(s < monitoring.drift_share_severe for s in shares),
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata=_day_meta(worst_day, end, summary),
+        )
+
+    metric = evaluation_of(spec).metric
+
+    @dg.multi_asset(
+        name=f"{spec.name}__performance",
+        specs=[
+            dg.AssetSpec(
+                perf_key,
+                deps=[predictions_key(spec), champion_key(spec)],
+                group_name=spec.name,
+                partitions_def=partitions,
+                kinds={"duckdb"},
+                code_version=version,
+                description=(
+                    f"Realized {metric} of the predictions once labels arrived (trailing "
+                    f"{monitoring.performance_window_days} days), against the champion's evaluation."
+                ),
+                metadata={"dagster/table_name": f"{spec.name}.performance"},
+            )
+        ],
+        ins={"champion_model": dg.AssetIn(champion_key(spec))},
+        check_specs=[
+            dg.AssetCheckSpec(
+                "degradation",
+                asset=perf_key,
+                description=f"Trailing {metric} is no worse than the champion's evaluation by more "
+                f"than {monitoring.performance_tolerance}.",
+            )
+        ],
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=WAREHOUSE_POOL,
+    )
+    def performance(
+        context: dg.AssetExecutionContext, champion_model: Champion, warehouse: Warehouse
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        start, end = window(context)
+        reference = champion_model.metric_value
+        with warehouse.get_connection() as conn:
+            days = realized_performance(
+                conn,
+                spec,
+                start,
+                end,
+                metric=metric,
+                reference=reference,
+                tolerance=monitoring.performance_tolerance,
+                window_days=monitoring.performance_window_days,
+                min_rows=monitoring.performance_min_rows,
+                known_by=dt.datetime.now(),
+                threshold=evaluation_of(spec).threshold,
+            )
+            write_performance(
+                conn, spec, days, metric=metric, reference=reference, run_id=context.run_id
+            )
+        judged = [d for d in days if d.trailing_value is not None]
+        degraded = [d for d in judged if d.degraded]
+        worst = min(judged, key=lambda d: d.trailing_value, default=None) if judged else None
+        if degraded:
+            worst = degraded[0]
+        summary = (
+            f"{len(degraded)} of {len(judged)} days degraded; reference {metric} {reference:.4f}"
+            + (f", worst {worst.day}: {worst.trailing_value:.4f}" if worst else "")
+        )
+        yield dg.MaterializeResult(
+            asset_key=perf_key,
+            metadata={
+                **window_metadata(start, end),
+                "metric": dg.MetadataValue.text(metric),
+                "reference": dg.MetadataValue.float(reference),
+                "labelled_rows": dg.MetadataValue.int(sum(d.labelled_rows for d in days)),
+                "trailing_by_day": dg.MetadataValue.json(
+                    {
+                        d.day.isoformat(): None
+                        if d.trailing_value is None
+                        else round(d.trailing_value, 4)
+                        for d in days
+                    }
+                ),
+            },
+        )
+        yield dg.AssetCheckResult(
+            check_name="degradation",
+            passed=not degraded,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata=_day_meta(worst.day if worst else None, end, summary),
+        )
+
+    return [drift_report, performance]

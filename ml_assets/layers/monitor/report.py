@@ -1,0 +1,177 @@
+"""Drift of a window, day by day on the full data, and one Evidently report for humans."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from ml_assets.layers.monitor.drift import DriftResult, compute_drift
+from ml_assets.layers.monitor.evidently_report import (
+    EvidentlyOutcome,
+    disagreements,
+    evidently_report,
+)
+from ml_assets.layers.score.logic import predictions_table
+from ml_assets.layers.sections import MonitoringSection
+from ml_assets.specs import DatasetSpec
+from ml_assets.sql import ident, render, transaction
+
+SQL = Path(__file__).parent / "sql"
+
+DRIFT_DDL = """(
+    day DATE NOT NULL,
+    feature VARCHAR NOT NULL,
+    method VARCHAR NOT NULL,
+    score DOUBLE,
+    threshold DOUBLE,
+    drifted BOOLEAN NOT NULL,
+    is_prediction BOOLEAN NOT NULL,
+    share_drifted DOUBLE NOT NULL,
+    reference_start DATE NOT NULL,
+    reference_end DATE NOT NULL,
+    model_version VARCHAR NOT NULL,
+    dagster_run_id VARCHAR NOT NULL
+)"""
+
+
+@dataclass(frozen=True)
+class WindowDrift:
+    days: dict[dt.date, DriftResult]
+    window: DriftResult | None  # all days of the window pooled (what the Evidently report shows)
+    evidently: EvidentlyOutcome | None
+    disagreements: list[str]
+
+    def worst_day(self) -> tuple[dt.date, DriftResult] | None:
+        if not self.days:
+            return None
+        return max(self.days.items(), key=lambda kv: (kv[1].share_drifted, kv[0]))
+
+
+def reference_frame(
+    conn: duckdb.DuckDBPyConnection,
+    spec: DatasetSpec,
+    columns: list[str],
+    start: dt.date,
+    end: dt.date,
+) -> pd.DataFrame:
+    sql = render(
+        SQL / "reference_features.sql",
+        columns=", ".join(ident(c) for c in columns),
+        features_table=f"{ident(spec.name)}.features",
+    )
+    return conn.execute(sql, {"start": start, "end": end}).df()
+
+
+def current_frame(
+    conn: duckdb.DuckDBPyConnection,
+    spec: DatasetSpec,
+    columns: list[str],
+    start: dt.date,
+    end: dt.date,
+) -> pd.DataFrame:
+    sql = render(
+        SQL / "current_features.sql",
+        feature_columns=", ".join(f"f.{ident(c)}" for c in columns),
+        features_table=f"{ident(spec.name)}.features",
+        predictions_table=predictions_table(spec),
+    )
+    frame = conn.execute(sql, {"start": start, "end": end}).df()
+    frame["_partition_date"] = pd.to_datetime(frame["_partition_date"]).dt.date
+    return frame
+
+
+def window_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numeric: list[str],
+    categorical: list[str],
+    monitoring: MonitoringSection,
+    *,
+    report_path: Path | None,
+    seed: int,
+) -> WindowDrift:
+    """Per-day drift on every row; the pooled window for the Evidently report and agreement."""
+    days = {
+        day: compute_drift(
+            reference,
+            group,
+            numeric,
+            categorical,
+            monitoring.drift_p_value,
+            drift_share=monitoring.drift_share_warn,
+            score="score",
+        )
+        for day, group in current.groupby("_partition_date", sort=True)
+    }
+    if report_path is None or current.empty:
+        return WindowDrift(days, None, None, [])
+    pooled = compute_drift(
+        reference,
+        current,
+        numeric,
+        categorical,
+        monitoring.drift_p_value,
+        drift_share=monitoring.drift_share_warn,
+        score="score",
+    )
+    outcome = evidently_report(
+        reference,
+        current,
+        numeric,
+        categorical,
+        report_path,
+        sample_rows=monitoring.evidently_sample_rows,
+        seed=seed,
+        p_value=monitoring.drift_p_value,
+        drift_share=monitoring.drift_share_warn,
+        score="score",
+    )
+    return WindowDrift(days, pooled, outcome, disagreements(pooled, outcome))
+
+
+def write_drift(
+    conn: duckdb.DuckDBPyConnection,
+    spec: DatasetSpec,
+    drift: WindowDrift,
+    start: dt.date,
+    end: dt.date,
+    *,
+    reference: tuple[str, str],
+    model_version: str,
+    run_id: str,
+) -> None:
+    """Replace the window's rows of `<ds>.drift` in one transaction."""
+    table = f"{ident(spec.name)}.drift"
+    rows = []
+    for day, result in drift.days.items():
+        frame = result.to_frame()
+        for rec in frame.to_dict("records"):
+            rows.append(
+                (
+                    day,
+                    rec["column"],
+                    rec["method"],
+                    rec["score"],
+                    rec["threshold"],
+                    bool(rec["drifted"]),
+                    bool(rec["is_prediction"]),
+                    result.share_drifted,
+                    reference[0],
+                    reference[1],
+                    model_version,
+                    run_id,
+                )
+            )
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} {DRIFT_DDL}")
+    with transaction(conn):
+        conn.execute(
+            f"DELETE FROM {table} WHERE day BETWEEN $start AND $end", {"start": start, "end": end}
+        )
+        if rows:
+            conn.executemany(
+                f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )

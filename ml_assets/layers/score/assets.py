@@ -1,0 +1,109 @@
+"""`predictions`: each day's features scored by the champion, every row with its lineage."""
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+
+from ml_assets.layers.features.assets import features_key
+from ml_assets.layers.promote.assets import champion_key
+from ml_assets.layers.promote.champion import Champion
+from ml_assets.layers.score.logic import score_window, unscored
+from ml_assets.layers.train.predictor import load_predictor
+from ml_assets.lineage import code_version
+from ml_assets.partitions import daily_partitions, window, window_metadata
+from ml_assets.resources.mlflow_tracking import MlflowTracking
+from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
+from ml_assets.specs import DatasetSpec
+
+
+def predictions_key(spec: DatasetSpec) -> dg.AssetKey:
+    return dg.AssetKey([spec.name, "predictions"])
+
+
+def build_score_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
+    partitions = daily_partitions(spec)
+
+    @dg.multi_asset(
+        name=f"{spec.name}__predictions",
+        specs=[
+            dg.AssetSpec(
+                predictions_key(spec),
+                deps=[features_key(spec), champion_key(spec)],
+                group_name=spec.name,
+                partitions_def=partitions,
+                kinds={"duckdb", "mlflow"},
+                code_version=code_version(spec, Path(__file__).parent),
+                description=(
+                    "Each feature row scored by the champion, with model name, version, MLflow run, "
+                    "feature partition, Dagster run and scoring time."
+                ),
+                metadata={"dagster/table_name": f"{spec.name}.predictions"},
+            )
+        ],
+        ins={"champion_model": dg.AssetIn(champion_key(spec))},
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=WAREHOUSE_POOL,
+    )
+    def predictions(
+        context: dg.AssetExecutionContext,
+        champion_model: Champion,
+        warehouse: Warehouse,
+        mlflow: MlflowTracking,
+    ) -> dg.MaterializeResult:
+        start, end = window(context)
+        predictor = load_predictor(champion_model.ref, mlflow)
+        with warehouse.get_connection() as conn:
+            written = score_window(
+                conn,
+                spec,
+                predictor,
+                start,
+                end,
+                run_id=context.run_id,
+                scored_at=dt.datetime.now(dt.UTC),
+            )
+        ref = champion_model.ref
+        return dg.MaterializeResult(
+            metadata={
+                **window_metadata(start, end),
+                "dagster/row_count": dg.MetadataValue.int(written.rows),
+                "model": dg.MetadataValue.text(f"{ref.registered_name} v{ref.version}"),
+                "model_version": dg.MetadataValue.text(ref.version),
+                "mlflow_run_id": dg.MetadataValue.text(ref.run_id),
+                "score_mean": dg.MetadataValue.float(written.score_mean or float("nan")),
+            }
+        )
+
+    return [predictions]
+
+
+def build_score_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
+    @dg.asset_check(
+        asset=predictions_key(spec),
+        name="every_row_scored",
+        pool=WAREHOUSE_POOL,
+        blocking=True,
+        description="Every feature row of the window has exactly one prediction.",
+    )
+    def every_row_scored(
+        context: dg.AssetCheckExecutionContext, warehouse: Warehouse
+    ) -> dg.AssetCheckResult:
+        start, end = window(context)
+        with warehouse.get_connection() as conn:
+            missing = unscored(conn, spec, start, end)
+        return dg.AssetCheckResult(
+            passed=not missing,
+            metadata={
+                "unscored_rows": sum(n for _, n, _ in missing),
+                "days": dg.MetadataValue.json(
+                    [
+                        {"day": d.isoformat(), "missing": n, "sample_keys": k}
+                        for d, n, k in missing[:20]
+                    ]
+                ),
+            },
+        )
+
+    return [every_row_scored]

@@ -1,0 +1,79 @@
+"""The benchmark harness keeps working: its --quick smoke mode, end to end, into a temp dir.
+
+No timing is asserted (timings belong to `make bench`, not to the test suite). What is asserted is
+what makes the numbers mean something: every figure has its baseline and ratio, and each
+baseline did the same work as the graph (same rows, same feature values).
+"""
+
+import json
+from pathlib import Path
+
+from benchmarks.run import main
+
+MEASURED_IN_QUICK = ("backfill_1x", "incremental_day", "drift", "orchestration_floor")
+SKIPPED_IN_QUICK = ("backfill_10x", "peak_memory_10x")
+PLANNED = ("training_overhead", "scoring_throughput")
+
+
+def test_quick_mode_writes_results_whose_baselines_did_the_same_work(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    assert main(["--quick", "--out", str(out), "--workdir", str(tmp_path / "work")]) == 0
+    # The scratch folder is removed afterwards: a benchmark leaves only its results.
+    assert not (tmp_path / "work").exists()
+
+    results = json.loads((out / "results.json").read_text())
+    machine = results["machine"]
+    assert machine["cpu_count"] >= 1 and machine["memory_gib"] > 0
+    assert len(machine["load_average"]) == 3
+    for package in ("duckdb", "dagster", "pandas", "xgboost"):
+        assert machine["packages"][package]
+    assert results["settings"]["quick"] is True
+    assert results["total_wall_s"] > 0
+
+    figures = results["figures"]
+    assert list(figures) == [
+        "backfill_1x",
+        "backfill_10x",
+        "incremental_day",
+        "drift",
+        "training_overhead",
+        "scoring_throughput",
+        "peak_memory_10x",
+        "orchestration_floor",
+    ]
+    for name, fig in figures.items():
+        if fig["status"] != "measured":
+            # Only the 10x figures sit out quick mode; (4) and (5) until they are registered.
+            assert (name in SKIPPED_IN_QUICK and fig["status"] == "skipped in --quick mode") or (
+                name in PLANNED and fig["status"].startswith("not measured yet")
+            ), (name, fig)
+            continue
+        assert fig["median_s"] > 0 and len(fig["runs"]) >= 1
+        assert fig["baseline"]["median_s"] > 0 and fig["baseline"]["runs"]
+        assert fig["ratio"] > 0 and fig["goal"]
+        assert fig["meets_goal"] in (True, False, None)
+    assert all(figures[name]["status"] == "measured" for name in MEASURED_IN_QUICK)
+
+    backfill = figures["backfill_1x"]["details"]
+    rows = backfill["rows"]
+    graph = rows["graph"]
+    assert graph["raw"] == graph["validated"] + graph["quarantine"]
+    # 2013-01-01..07 holds thousands of flights; every side kept and featurized the same ones.
+    assert graph["validated"] > 5000
+    for side in ("duckdb", "pandas"):
+        assert rows[side] == {"validated": graph["validated"], "features": graph["features"]}
+    for comparison in backfill["verification"].values():
+        assert comparison["agree"], comparison
+        assert comparison["rows_matched"] == graph["features"]
+        assert comparison["features_compared"] == 21
+    assert backfill["verified"] is True
+
+    assert figures["incremental_day"]["details"]["verified"] is True
+    assert figures["orchestration_floor"]["details"]["verified"] is True
+    drift = figures["drift"]["details"]
+    assert drift["verdicts_agree"] and drift["drifted_ours"] == drift["drifted_evidently"]
+
+    table = (out / "results.md").read_text()
+    assert "| figure | ours | baseline | ratio | goal | met |" in table
+    for fig in figures.values():
+        assert fig["title"] in table
