@@ -21,14 +21,9 @@ from ml_assets import settings
 from ml_assets.automation.retrain import TRIGGER_TAG
 from ml_assets.definitions import build_defs
 from ml_assets.factory import train_job_name
-from ml_assets.layers.features.logic import write_features
-from ml_assets.layers.features.query import load_feature_files
-from ml_assets.layers.features.reference import load_reference_tables
-from ml_assets.layers.ingest.raw import write_raw
-from ml_assets.layers.validate.logic import write_validated
 from ml_assets.resources.mlflow_tracking import MlflowTracking
 from ml_assets.specs import DatasetSpec, load_spec
-from ml_assets_tests.conftest import FLIGHTS_SPEC
+from ml_assets_tests.conftest import FLIGHTS_SPEC, build_flights_warehouse
 
 FIRST, LAST = dt.date(2013, 1, 1), dt.date(2013, 5, 31)
 
@@ -40,27 +35,10 @@ TEST_TRAINING = {"window_days": 45, "search": {"method": "random", "budget": 2}}
 def flights_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("lifecycle_template")
     (home / "data").mkdir()
-    spec = load_spec(FLIGHTS_SPEC)
-    now = dt.datetime.now(dt.UTC)
+    build_flights_warehouse(home, FIRST, LAST, features=True)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ML_ASSETS_HOME", str(home))
-        path = settings.warehouse_path()
-        path.parent.mkdir(parents=True)
-        with duckdb.connect(str(path)) as conn:
-            conn.execute("SET TimeZone = 'UTC'")
-            write_raw(conn, spec, FIRST, LAST, run_id="template", ingested_at=now)
-            write_validated(conn, spec, FIRST, LAST, run_id="template", validated_at=now)
-            load_reference_tables(conn, spec)
-            write_features(
-                conn,
-                spec,
-                load_feature_files(spec),
-                FIRST,
-                LAST,
-                run_id="template",
-                featurized_at=now,
-            )
         # A migrated empty MLflow store: creating one runs migrations for seconds.
+        mp.setenv("ML_ASSETS_HOME", str(home))
         MlflowTracking().client().search_experiments()
     return home
 

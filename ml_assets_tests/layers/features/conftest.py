@@ -20,12 +20,9 @@ from ml_assets import settings
 from ml_assets.automation.landing import RANGE_END, RANGE_START
 from ml_assets.layers.features.assets import build_features_assets
 from ml_assets.layers.features.checks import build_features_checks
-from ml_assets.layers.features.reference import load_reference_tables
-from ml_assets.layers.ingest.raw import write_raw
-from ml_assets.layers.validate.logic import write_validated
 from ml_assets.resources.warehouse import warehouse_resource
 from ml_assets.specs import DatasetSpec, load_spec
-from ml_assets_tests.conftest import FLIGHTS_SPEC
+from ml_assets_tests.conftest import FLIGHTS_SPEC, build_flights_warehouse
 
 FIRST_DAY, LAST_DAY = "2013-01-01", "2013-01-12"
 FEATURES_SQL = FLIGHTS_SPEC.parent / "features" / "flights.sql"
@@ -74,19 +71,8 @@ def template_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     home = tmp_path_factory.mktemp("features_template")
     (home / "data").mkdir()
-    spec = load_spec(FLIGHTS_SPEC)
     first, last = dt.date.fromisoformat(FIRST_DAY), dt.date.fromisoformat(LAST_DAY)
-    now = dt.datetime.now(dt.UTC)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ML_ASSETS_HOME", str(home))
-        path = settings.warehouse_path()
-        path.parent.mkdir(parents=True)
-        with duckdb.connect(str(path)) as conn:
-            conn.execute("SET TimeZone = 'UTC'")
-            write_raw(conn, spec, first, last, run_id="template", ingested_at=now)
-            write_validated(conn, spec, first, last, run_id="template", validated_at=now)
-            load_reference_tables(conn, spec)
-        return path
+    return build_flights_warehouse(home, first, last, features=False)
 
 
 @pytest.fixture
