@@ -89,9 +89,14 @@ def _latest_partition(instance: dg.DagsterInstance, key: dg.AssetKey) -> dt.date
 
 
 def stale_champion(instance: dg.DagsterInstance, spec: DatasetSpec) -> Trigger | None:
-    """The champion is stale when the newest features day is more than max-age past its data."""
+    """The champion is stale when the newest day it scored is more than max-age past its data.
+
+    "Newest data" is the newest *predictions* day, not the newest features day: features can be
+    backfilled ahead of time (a replay, a late bulk load), but the model's age matters only
+    against the days it is actually asked to score.
+    """
     event = instance.get_latest_materialization_event(dg.AssetKey([spec.name, "champion_model"]))
-    newest = _latest_partition(instance, dg.AssetKey([spec.name, "features"]))
+    newest = _latest_partition(instance, dg.AssetKey([spec.name, "predictions"]))
     if event is None or newest is None or event.asset_materialization is None:
         return None
     trained = event.asset_materialization.metadata.get("train_window_end")
