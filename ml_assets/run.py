@@ -214,6 +214,9 @@ def replay(
 
 def main() -> int:
     specs = load_specs(settings.specs_dir())
+    if not specs:
+        print(f"no dataset specs (*.yaml) in {settings.specs_dir()}", file=sys.stderr)
+        return 1
     defs = build_defs(specs)
     ok = True
     with dg.DagsterInstance.get() as instance:
