@@ -85,7 +85,7 @@ def build_score_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
         name="every_row_scored",
         pool=WAREHOUSE_POOL,
         blocking=True,
-        description="Every feature row of the window has exactly one prediction.",
+        description="Every feature row of the window has a prediction.",
     )
     def every_row_scored(
         context: dg.AssetCheckExecutionContext, warehouse: Warehouse
