@@ -97,7 +97,9 @@ def run_figures(bench: Bench, only: set[str] | None) -> dict[str, dict[str, Any]
 def _num(value: float, unit: str) -> str:
     if unit == "GiB":
         return f"{value:.2f} GiB"
-    return f"{value:.3g} s" if value < 10 else f"{value:.1f} s"
+    if unit == "s":
+        return f"{value:.3g} s" if value < 10 else f"{value:.1f} s"
+    return f"{value:,.0f} {unit}" if abs(value) >= 100 else f"{value:.3g} {unit}"
 
 
 def _summary(record: dict[str, Any]) -> str:
