@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 
-.PHONY: run test dev mlflow-ui lint bench clean-state
+.PHONY: run test test-fast dev dg-dev check-defs mlflow-ui lint bench clean-state
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH" >&2; exit 1; }
@@ -22,12 +22,27 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m ml_assets.run
 
-test: $(STAMP)
+# Everything, slow tier included (what CI runs); two workers, one per core.
+test: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest -q -n 2 --dist load
+
+# Everything but the slow tier (full replay, concurrent CLI processes, dg CLI, benchmark smoke).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -n 2 --dist load -m "not slow"
 
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -w workspace.yaml
+
+# The same UI through Dagster's project CLI.
+dg-dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dg dev
+
+# Validate every dataset component and load the definitions, as `dg` does.
+check-defs: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dg check yaml
+	$(VENV)/bin/dg check defs
 
 mlflow-ui: $(STAMP)
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///data/mlflow/mlflow.db --port 5000

@@ -20,9 +20,8 @@ from pathlib import Path
 import duckdb
 
 from benchmarks.harness import timer
-from ml_assets.layers.sections import features_of
-from ml_assets.specs import DatasetSpec, SourceSpec
-from ml_assets.sql import ident, literal
+from ml_assets.core.spec import DatasetSpec, SourceSpec
+from ml_assets.core.sql import ident, literal
 
 SQL = Path(__file__).parent / "sql"
 SKIPPED_RULES = ("type (a typed read fails instead)", "tz_missing", "future_event_time")
@@ -68,7 +67,7 @@ def contract_where(spec: DatasetSpec) -> str:
 
 def feature_sql(spec: DatasetSpec) -> str:
     """The spec's feature SELECT with plain tables in its slots (one file, as flights has)."""
-    paths = features_of(spec).sql_paths(spec)
+    paths = spec.features.sql_paths(spec)
     if len(paths) != 1:
         raise NotImplementedError("the bare baseline runs specs with exactly one feature file")
     text = paths[0].read_text().strip().rstrip(";")
@@ -96,7 +95,7 @@ def run(
     """Run the script on a new DuckDB file; return its wall time and row counts."""
     if db_path.exists():
         raise FileExistsError(f"{db_path}: the bare script starts from a new file")
-    lookback = features_of(spec).lookback_days if spec.features else 0
+    lookback = spec.features.lookback_days if spec.features else 0
     values: dict[str, object] = {
         "path": str(source_path),
         "start": start,

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.harness import timer
-from ml_assets.specs import DatasetSpec
+from ml_assets.core.spec import DatasetSpec
 
 NUMERIC = {"INTEGER", "BIGINT", "DOUBLE"}
 RATE_KEYS = {

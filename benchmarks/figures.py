@@ -36,8 +36,8 @@ from benchmarks.harness import Bench, Figure, Measure, figure
 from benchmarks.scale import FLIGHTS_SPEC, scaled_flights
 from benchmarks.verify import compare
 from benchmarks.worker import measure
-from ml_assets.specs import DatasetSpec, load_spec
-from ml_assets.sql import ident
+from ml_assets.core.spec import DatasetSpec, load_spec
+from ml_assets.core.sql import ident
 
 GIB = 2**30
 BACKFILL_RATIO_GOAL = 1.5

@@ -28,6 +28,7 @@ import duckdb
 import yaml
 
 from benchmarks.harness import timer
+from ml_assets.core.spec import DatasetSpec
 from ml_assets.definitions import build_defs
 from ml_assets.layers.features.logic import write_features
 from ml_assets.layers.features.query import load_feature_files
@@ -36,7 +37,6 @@ from ml_assets.layers.ingest.files import SourceFile, resolve_source
 from ml_assets.layers.ingest.raw import write_raw
 from ml_assets.layers.validate.logic import write_validated
 from ml_assets.resources.warehouse import Warehouse, warehouse_resource
-from ml_assets.specs import DatasetSpec
 
 REPO = Path(__file__).resolve().parent.parent
 RANGE_START = "dagster/asset_partition_range_start"

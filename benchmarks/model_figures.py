@@ -23,24 +23,21 @@ import xgboost as xgb
 import yaml
 
 from benchmarks.harness import Bench, Figure, Measure, figure
-from ml_assets.automation.landing import RANGE_END, RANGE_START
+from ml_assets.core.matrix import model_matrix
+from ml_assets.core.predictor import load_predictor, registered_ref
+from ml_assets.core.spec import DatasetSpec, load_spec, read_spec_mapping
+from ml_assets.core.tags import RANGE_END, RANGE_START
 from ml_assets.definitions import build_defs
-from ml_assets.factory import train_job_name
 from ml_assets.layers.features.logic import write_features
 from ml_assets.layers.features.query import load_feature_files
 from ml_assets.layers.features.reference import load_reference_tables
 from ml_assets.layers.ingest.raw import write_raw
-from ml_assets.layers.score.assets import predictions_key
-from ml_assets.layers.train.assets import model_candidate_key
 from ml_assets.layers.train.dataset import read_training_set
-from ml_assets.layers.train.predictor import load_predictor, registered_ref
-from ml_assets.layers.train.preprocessing import model_matrix
 from ml_assets.layers.validate.logic import write_validated
 from ml_assets.resources.mlflow_tracking import MlflowTracking
-from ml_assets.specs import DatasetSpec, load_spec
 
 REPO = Path(__file__).resolve().parent.parent
-FLIGHTS = REPO / "data" / "datasets" / "flights.yaml"
+FLIGHTS = REPO / "ml_assets" / "defs" / "flights" / "defs.yaml"
 TRAINING_GOAL = 1.15
 SCORING_GOAL = 0.8
 
@@ -59,7 +56,7 @@ def _home(path: Path):
 
 
 def _spec(bench: Bench, folder: Path) -> DatasetSpec:
-    raw = yaml.safe_load(FLIGHTS.read_text())
+    raw = read_spec_mapping(FLIGHTS)
     raw["features"]["sql"] = [str(FLIGHTS.parent / p) for p in raw["features"]["sql"]]
     window = 30 if bench.quick else 90
     split = {"validation_days": 7, "test_days": 7} if bench.quick else raw["training"]["split"]
@@ -101,7 +98,7 @@ def _setup(bench: Bench) -> dict[str, Any]:
             )
         instance = dg.DagsterInstance.ephemeral()
         defs = build_defs([spec])
-        trained = defs.resolve_job_def(train_job_name(spec)).execute_in_process(
+        trained = defs.resolve_job_def(spec.names.job("train")).execute_in_process(
             instance=instance,
             run_config={"ops": {"flights__training_set": {"config": {"as_of": as_of.isoformat()}}}},
         )
@@ -167,7 +164,7 @@ def training_overhead(bench: Bench) -> Figure:
     spec: DatasetSpec = setup["spec"]
     ours, bare, fits = [], [], []
     for _ in range(bench.repeats):
-        seconds, result = _materialize(setup, model_candidate_key(spec))
+        seconds, result = _materialize(setup, spec.names.key("model_candidate"))
         ours.append(seconds)
         ref = result.output_for_node("flights__model_candidate")
         with _home(setup["home"]):
@@ -217,7 +214,7 @@ def scoring_throughput(bench: Bench) -> Figure:
     tags = {RANGE_START: start.isoformat(), RANGE_END: end.isoformat()}
     ours, bare = [], []
     for _ in range(bench.repeats):
-        seconds, result = _materialize(setup, predictions_key(spec), tags)
+        seconds, result = _materialize(setup, spec.names.key("predictions"), tags)
         rows = (
             result.get_asset_materialization_events()[0]
             .materialization.metadata["dagster/row_count"]

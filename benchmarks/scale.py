@@ -11,13 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
-import yaml
 
+from ml_assets.core.spec import DatasetSpec, load_spec, read_spec_mapping, write_spec
 from ml_assets.layers.ingest.files import resolve_source
-from ml_assets.specs import DatasetSpec, load_spec
 
 REPO = Path(__file__).resolve().parent.parent
-FLIGHTS_SPEC = REPO / "data" / "datasets" / "flights.yaml"
+FLIGHTS_SPEC = REPO / "ml_assets" / "defs" / "flights" / "defs.yaml"
 
 SCALE_SQL = """
 COPY (
@@ -55,7 +54,7 @@ def scaled_flights(k: int, workdir: Path) -> DatasetSpec:
         con.execute("SET enable_progress_bar = false")
         con.execute(SCALE_SQL.format(out=tmp), {"path": str(src.readable_path), "k": k})
         tmp.rename(data)
-    raw = yaml.safe_load(FLIGHTS_SPEC.read_text())
+    raw = read_spec_mapping(FLIGHTS_SPEC)
     raw["name"] = f"flights_x{k}"
     raw["source"] = {"files": [str(data)], "format": "parquet"}
     raw["contract"]["columns"]["flight"]["max"] = 10000 * k + 9999
@@ -63,5 +62,5 @@ def scaled_flights(k: int, workdir: Path) -> DatasetSpec:
     if features:  # feature SQL paths are relative to the spec's folder: make them absolute
         features["sql"] = [str(FLIGHTS_SPEC.parent / p) for p in features["sql"]]
     spec_path = workdir / f"flights_x{k}.yaml"
-    spec_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    write_spec(spec_path, raw)
     return load_spec(spec_path)

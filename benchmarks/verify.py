@@ -13,9 +13,8 @@ from typing import Any
 
 import duckdb
 
-from ml_assets.layers.sections import features_of
-from ml_assets.specs import DatasetSpec
-from ml_assets.sql import ident, literal
+from ml_assets.core.spec import DatasetSpec
+from ml_assets.core.sql import ident, literal
 
 TOLERANCE = 1e-9
 
@@ -24,7 +23,7 @@ def _relation(
     conn: duckdb.DuckDBPyConnection, alias: str, kind: str, path: Path, spec: DatasetSpec
 ) -> str:
     """Attach or read one side; return a SELECT of `_key` and the features."""
-    columns = ", ".join(ident(c) for c in features_of(spec).columns)
+    columns = ", ".join(ident(c) for c in spec.features.columns)
     if kind == "parquet":
         key = ", ".join(
             f"CAST({ident(k)} AS BIGINT)"
@@ -40,7 +39,7 @@ def _relation(
 
 def compare(spec: DatasetSpec, left: tuple[str, Path], right: tuple[str, Path]) -> dict[str, Any]:
     """Row and value agreement of two feature outputs; kinds: graph | duckdb | parquet."""
-    section = features_of(spec)
+    section = spec.features
     conn = duckdb.connect()
     try:
         a = _relation(conn, "left_db", left[0], left[1], spec)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.harness import peak_rss_bytes
-from ml_assets.specs import load_spec
+from ml_assets.core.spec import load_spec
 
 
 def _graph(task: dict[str, Any]) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from typing import Any
 import duckdb
 
 from ml_assets import settings
+from ml_assets.core.sql import ident
 from ml_assets.resources.mlflow_tracking import MlflowTracking
-from ml_assets.sql import ident
 
 
 class ProvenanceError(LookupError):

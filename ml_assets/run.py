@@ -17,18 +17,10 @@ import dagster as dg
 import duckdb
 
 from ml_assets import settings
-from ml_assets.automation.landing import RANGE_END, RANGE_START
-from ml_assets.automation.retrain import TRIGGER_TAG
+from ml_assets.core.spec import DatasetSpec, load_specs
+from ml_assets.core.sql import table_exists
+from ml_assets.core.tags import RANGE_END, RANGE_START, TRIGGER_TAG
 from ml_assets.definitions import build_defs
-from ml_assets.factory import (
-    daily_layers_job_name,
-    has_model_layers,
-    monitor_job_name,
-    train_job_name,
-)
-from ml_assets.layers.sections import training_of
-from ml_assets.specs import DatasetSpec, load_specs
-from ml_assets.sql import table_exists
 
 # Steps log to the Dagster instance (see them in the UI); the console keeps to the summary.
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
@@ -69,26 +61,31 @@ def train(
     run_config: dict | None = None,
 ) -> dg.ExecuteInProcessResult:
     config = run_config or {
-        "ops": {f"{spec.name}__training_set": {"config": {"as_of": as_of.isoformat()}}}
+        "ops": {spec.names.op("training_set"): {"config": {"as_of": as_of.isoformat()}}}
     }
-    return defs.resolve_job_def(train_job_name(spec)).execute_in_process(
+    return defs.resolve_job_def(spec.names.job("train")).execute_in_process(
         instance=instance, run_config={**QUIET, **config}, tags=tags, raise_on_error=False
     )
 
 
 def training_outcome(result: dg.ExecuteInProcessResult) -> tuple[bool, str]:
-    """(ok, text): a candidate rejected by its gates is a decision, not a failed job."""
-    gates = [
-        e
+    """(ok, text): a candidate rejected by its gates is a decision in a successful run."""
+    if not result.success:
+        return False, "FAILED"
+    promoted = any(
+        e.materialization.asset_key.path[-1] == "champion_model"
+        for e in result.get_asset_materialization_events()
+    )
+    if promoted:
+        return True, "promoted"
+    failed = [
+        e.check_name
         for e in result.get_asset_check_evaluations()
         if e.asset_key.path[-1] == "model_evaluation"
+        and not e.passed
+        and e.severity == dg.AssetCheckSeverity.ERROR
     ]
-    failed = [e.check_name for e in gates if not e.passed and e.blocking]
-    if result.success:
-        return True, "promoted"
-    if failed and len(gates) > 0:
-        return True, f"rejected by {failed}"
-    return False, "FAILED"
+    return True, f"rejected by {failed}"
 
 
 def layer_rows(result: dg.ExecuteInProcessResult) -> dict[str, tuple[int, int]]:
@@ -178,7 +175,7 @@ def replay(
 ) -> tuple[bool, list[str]]:
     """Train on the first window, then score and monitor month by month, retraining on triggers."""
     ok, notes = True, []
-    as_of = first + dt.timedelta(days=training_of(spec).window_days - 1)
+    as_of = first + dt.timedelta(days=spec.training.window_days - 1)
     trained_ok, outcome = training_outcome(
         train(defs, spec, instance, as_of, {TRIGGER_TAG: "initial"})
     )
@@ -187,11 +184,11 @@ def replay(
     if outcome != "promoted":
         notes.append("  no champion, so nothing to score or monitor: see the decision below")
         return ok, notes
-    sensor = defs.resolve_sensor_def(f"{spec.name}__retrain")
+    sensor = defs.resolve_sensor_def(spec.names.sensor("retrain"))
     cursor = None
     for m_start, m_end in months(as_of + dt.timedelta(days=1), last):
         t0 = time.perf_counter()
-        monitored = run_range(defs, monitor_job_name(spec), instance, m_start, m_end)
+        monitored = run_range(defs, spec.names.job("monitor"), instance, m_start, m_end)
         ok &= monitored.success
         failed = [
             f"{e.asset_key.path[-1]}:{e.check_name}"
@@ -223,7 +220,7 @@ def main() -> int:
         for spec in specs:
             first, last = partition_range(spec)
             t0 = time.perf_counter()
-            result = run_range(defs, daily_layers_job_name(spec), instance, first, last)
+            result = run_range(defs, spec.names.job("daily_layers"), instance, first, last)
             ok &= result.success
             print(f"\n== {spec.name}: {first} .. {last}")
             print(
@@ -234,7 +231,7 @@ def main() -> int:
                 print(f"  {key:<26} {rows:>10,} rows over {partitions} partition(s)")
             print("  checks:")
             print("\n".join(check_lines(result)))
-            if not (result.success and has_model_layers(spec)):
+            if not (result.success and spec.has_model_layers):
                 continue
             t0 = time.perf_counter()
             replayed, notes = replay(defs, spec, instance, first, last)

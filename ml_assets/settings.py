@@ -21,10 +21,20 @@ def data_dir() -> Path:
     return project_root() / "data"
 
 
-def specs_dir() -> Path:
-    """Dataset specs; `ML_ASSETS_SPECS` overrides (a folder of `*.yaml`)."""
+def defs_dir() -> Path:
+    """The Dagster defs folder: one dataset component per subfolder (`<name>/defs.yaml`)."""
+    return PACKAGE_ROOT / "defs"
+
+
+def specs_override() -> Path | None:
+    """`ML_ASSETS_SPECS`: a folder of specs to load instead of the defs folder (tests, scripts)."""
     override = os.environ.get("ML_ASSETS_SPECS")
-    return Path(override).resolve() if override else PACKAGE_ROOT.parent / "data" / "datasets"
+    return Path(override).resolve() if override else None
+
+
+def specs_dir() -> Path:
+    """Where the dataset specs are read from: the override, else the defs folder."""
+    return specs_override() or defs_dir()
 
 
 def warehouse_path() -> Path:

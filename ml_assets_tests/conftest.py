@@ -11,15 +11,15 @@ import duckdb
 import pytest
 
 from ml_assets import settings
+from ml_assets.core.spec import DatasetSpec, load_spec
 from ml_assets.layers.features.logic import write_features
 from ml_assets.layers.features.query import load_feature_files
 from ml_assets.layers.features.reference import load_reference_tables
 from ml_assets.layers.ingest.raw import write_raw
 from ml_assets.layers.validate.logic import write_validated
-from ml_assets.specs import DatasetSpec, load_spec
 
 REPO = Path(__file__).resolve().parent.parent
-FLIGHTS_SPEC = REPO / "data" / "datasets" / "flights.yaml"
+FLIGHTS_SPEC = REPO / "ml_assets" / "defs" / "flights" / "defs.yaml"
 
 ORDERS_HEADER = "order_id,ordered_at,customer,amount,status,delivery_days"
 
@@ -128,5 +128,8 @@ def warehouse(home: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 @pytest.fixture
 def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as inst:
+    """A real Dagster instance with in-memory storage: the same run, event-log and check APIs as
+    the sqlite instance of `make dev` (which the concurrency and main-job tests use), created in
+    0.1 s instead of 1.4 s."""
+    with dg.DagsterInstance.ephemeral() as inst:
         yield inst

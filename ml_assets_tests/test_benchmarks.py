@@ -8,6 +8,8 @@ baseline did the same work as the graph (same rows, same feature values).
 import json
 from pathlib import Path
 
+import pytest
+
 from benchmarks.run import main
 
 MEASURED_IN_QUICK = (
@@ -18,6 +20,9 @@ MEASURED_IN_QUICK = (
     "scoring_throughput",
     "orchestration_floor",
 )
+
+# Slow tier (the benchmark harness in quick mode): `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 SKIPPED_IN_QUICK = ("backfill_10x", "peak_memory_10x")
 
 

@@ -12,9 +12,13 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pytest
 
 from ml_assets import settings
 from ml_assets_tests.conftest import REPO
+
+# Slow tier (three concurrent CLI materializations): `make test` runs it, `make test-fast` not.
+pytestmark = pytest.mark.slow
 
 DAYS = ["2013-03-01", "2013-03-02", "2013-03-03"]
 

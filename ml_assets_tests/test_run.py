@@ -14,18 +14,21 @@ import pytest
 import yaml
 
 from ml_assets import run, settings
+from ml_assets.core.spec import load_spec, read_spec_mapping
 from ml_assets.layers.ingest.files import resolve_source, sha256
 from ml_assets.provenance import main as provenance_main
 from ml_assets.provenance import prediction_provenance
 from ml_assets.resources.mlflow_tracking import MlflowTracking
-from ml_assets.specs import load_spec
 from ml_assets_tests.conftest import FLIGHTS_SPEC, REPO
+
+# Slow tier (the main job end to end): `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 
 def test_main_job_replays_the_graph_end_to_end(
     home, monkeypatch, capsys: pytest.CaptureFixture
 ) -> None:
-    raw = yaml.safe_load(FLIGHTS_SPEC.read_text())
+    raw = read_spec_mapping(FLIGHTS_SPEC)
     raw["partitions"]["end"] = "2013-03-31"
     raw["features"]["sql"] = [str(FLIGHTS_SPEC.parent / p) for p in raw["features"]["sql"]]
     raw["training"].update({"window_days": 40, "search": {"method": "random", "budget": 1}})

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ml_assets.specs import SpecError, load_spec, load_specs
+from ml_assets.core.spec import MonitoringSection, SpecError, load_spec, load_specs
 from ml_assets_tests.conftest import FLIGHTS_SPEC, ORDERS_SPEC
 
 
@@ -24,6 +24,28 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 VALID = ORDERS_SPEC.format(files="data/o.csv", end="2024-01-31")
+FEATURES = """
+features:
+  sql: [features.sql]
+  columns: {amount: {kind: numeric}}
+"""
+MODEL_SECTIONS = FEATURES + "training: {window_days: 30}\nevaluation: {floor: 0.5}\n"
+
+
+@pytest.mark.parametrize("monitoring", ["", "monitoring: {}\n", "monitoring:\n"])
+def test_partial_model_sections_are_completed_from_defaults(tmp_path: Path, monitoring) -> None:
+    """`monitoring: {}` (or none) beside `training` means the defaults, never "no model layers"."""
+    spec = load_spec(_write(tmp_path, VALID + MODEL_SECTIONS + monitoring))
+    assert spec.has_model_layers
+    assert spec.monitoring == MonitoringSection()
+    assert spec.evaluation.metric == "rmse"  # the regression default, not roc_auc
+    assert spec.training.window_days == 30 and spec.training.split.test_days == 14
+
+
+def test_data_layers_only_spec_has_no_model_layers(tmp_path: Path) -> None:
+    spec = load_spec(_write(tmp_path, VALID + FEATURES))
+    assert not spec.has_model_layers and spec.features is not None
+    assert spec.training is None and spec.monitoring is None
 
 
 @pytest.mark.parametrize(
@@ -37,7 +59,7 @@ VALID = ORDERS_SPEC.format(files="data/o.csv", end="2024-01-31")
         ),
         (
             lambda s: s.replace("unique_key: [order_id]", "unique_key: [nope]"),
-            "<root>",
+            "contract.unique_key",
             "'nope' is not a contract column",
         ),
         (
@@ -49,7 +71,7 @@ VALID = ORDERS_SPEC.format(files="data/o.csv", end="2024-01-31")
         ),
         (
             lambda s: s.replace("slices: [status]", "slices: [colour]"),
-            "<root>",
+            "slices",
             "'colour' is not a contract column",
         ),
         (
@@ -60,6 +82,32 @@ VALID = ORDERS_SPEC.format(files="data/o.csv", end="2024-01-31")
             "exactly one of 'column' or 'expression'",
         ),
         (lambda s: s.replace("quality:", "qualty:"), "qualty", "Extra inputs are not permitted"),
+        # Model sections are typed too: a partial model configuration never drops layers.
+        (
+            lambda s: s + MODEL_SECTIONS.replace("{floor: 0.5}", "{}"),
+            "evaluation.floor",
+            "required",
+        ),
+        (
+            lambda s: s + FEATURES + "training: {window_days: 30}\n",
+            "evaluation",
+            "required when the model layers are configured",
+        ),
+        (
+            lambda s: s + MODEL_SECTIONS.replace("{floor: 0.5}", "{floor: 0.5, metric: roc_auc}"),
+            "evaluation.metric",
+            "not defined for task 'regression'",
+        ),
+        (
+            lambda s: s + MODEL_SECTIONS + "monitoring: {retrain_on: [drift_report:nope]}\n",
+            "monitoring.retrain_on",
+            "unknown check",
+        ),
+        (
+            lambda s: s + MODEL_SECTIONS.replace("{window_days: 30}", "{window_dayz: 30}"),
+            "training.window_dayz",
+            "Extra inputs are not permitted",
+        ),
         (
             lambda s: s.replace(
                 "{type: BIGINT, nullable: false}", "{type: BIGNUM, nullable: false}"

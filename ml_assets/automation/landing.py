@@ -14,14 +14,12 @@ from pathlib import Path
 import dagster as dg
 
 from ml_assets import settings
-from ml_assets.layers.ingest.assets import raw_key
+from ml_assets.core.spec import DatasetSpec
+from ml_assets.core.tags import LANDING_FILE_TAG, RANGE_END, RANGE_START, SOURCE_CHECKSUM_TAG
 from ml_assets.layers.ingest.files import SourceError, inspect_file
 from ml_assets.layers.ingest.raw import landing_file
-from ml_assets.specs import DatasetSpec
 
 LANDING_SUFFIXES = {".csv", ".parquet", ".pq"}
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 
 
 def reject(path: Path, reason: str) -> Path:
@@ -52,17 +50,17 @@ def landing_requests(spec: DatasetSpec, folder: Path, raw_op: str) -> Iterator[d
             tags={
                 RANGE_START: profile.first_date.isoformat(),
                 RANGE_END: profile.last_date.isoformat(),
-                "ml_assets/landing_file": path.name,
-                "ml_assets/source_checksum": file.checksum,
+                LANDING_FILE_TAG: path.name,
+                SOURCE_CHECKSUM_TAG: file.checksum,
             },
         )
 
 
 def build_landing_sensor(spec: DatasetSpec, job: dg.JobDefinition | str) -> dg.SensorDefinition:
-    raw_op = "__".join(raw_key(spec).path)
+    raw_op = spec.names.op("raw")
 
     @dg.sensor(
-        name=f"{spec.name}__landing",
+        name=spec.names.sensor("landing"),
         job_name=job if isinstance(job, str) else job.name,
         minimum_interval_seconds=30,
         description=f"Ingests CSV/Parquet files dropped into data/landing/{spec.name}/.",

@@ -15,13 +15,8 @@ from dataclasses import asdict, dataclass
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from ml_assets.layers.sections import monitoring_of
-from ml_assets.specs import DatasetSpec
-
-TRIGGER_TAG = "ml_assets/trigger"
-TRIGGER_CHECK_TAG = "ml_assets/trigger_check"
-TRIGGER_PARTITION_TAG = "ml_assets/trigger_partition"
-AS_OF_TAG = "ml_assets/as_of"
+from ml_assets.core.spec import DatasetSpec
+from ml_assets.core.tags import AS_OF_TAG, TRIGGER_CHECK_TAG, TRIGGER_PARTITION_TAG, TRIGGER_TAG
 
 
 @dataclass(frozen=True)
@@ -56,9 +51,9 @@ def failed_checks(
 ) -> list[Trigger]:
     """Failed evaluations of the spec's `retrain_on` checks newer than the cursor, oldest first."""
     triggers = []
-    for name in monitoring_of(spec).retrain_on:
+    for name in spec.monitoring.retrain_on:
         asset, check = name.split(":", 1)
-        key = dg.AssetCheckKey(dg.AssetKey([spec.name, asset]), check)
+        key = dg.AssetCheckKey(spec.names.key(asset), check)
         history = instance.event_log_storage.get_asset_check_execution_history(
             key, limit=200, status={AssetCheckExecutionRecordStatus.FAILED}
         )
@@ -95,15 +90,15 @@ def stale_champion(instance: dg.DagsterInstance, spec: DatasetSpec) -> Trigger |
     backfilled ahead of time (a replay, a late bulk load), but the model's age matters only
     against the days it is actually asked to score.
     """
-    event = instance.get_latest_materialization_event(dg.AssetKey([spec.name, "champion_model"]))
-    newest = _latest_partition(instance, dg.AssetKey([spec.name, "predictions"]))
+    event = instance.get_latest_materialization_event(spec.names.key("champion_model"))
+    newest = _latest_partition(instance, spec.names.key("predictions"))
     if event is None or newest is None or event.asset_materialization is None:
         return None
     trained = event.asset_materialization.metadata.get("train_window_end")
     if trained is None:
         return None
     age = (newest - dt.date.fromisoformat(str(trained.value))).days
-    max_age = monitoring_of(spec).champion_max_age_days
+    max_age = spec.monitoring.champion_max_age_days
     if age <= max_age:
         return None
     return Trigger("stale", "champion_model:stale", newest, 0, "", f"{age} days > {max_age}")
@@ -139,15 +134,15 @@ def retrain_request(spec: DatasetSpec, trigger: Trigger, training_op: str) -> dg
 
 
 def build_retrain_sensor(spec: DatasetSpec, job_name: str, training_op: str) -> dg.SensorDefinition:
-    cooldown = monitoring_of(spec).retrain_cooldown_days
+    cooldown = spec.monitoring.retrain_cooldown_days
 
     @dg.sensor(
-        name=f"{spec.name}__retrain",
+        name=spec.names.sensor("retrain"),
         job_name=job_name,
         minimum_interval_seconds=60,
         description=(
-            f"Retrains `{spec.name}` when {', '.join(monitoring_of(spec).retrain_on)} fail or the "
-            f"champion is older than {monitoring_of(spec).champion_max_age_days} data days; "
+            f"Retrains `{spec.name}` when {', '.join(spec.monitoring.retrain_on)} fail or the "
+            f"champion is older than {spec.monitoring.champion_max_age_days} data days; "
             f"cooldown {cooldown} data days."
         ),
     )

@@ -6,7 +6,7 @@ import dagster as dg
 import duckdb
 
 from ml_assets import settings
-from ml_assets.automation.landing import RANGE_END, RANGE_START
+from ml_assets.core.tags import RANGE_END, RANGE_START
 from ml_assets.definitions import build_defs
 from ml_assets_tests.conftest import ORDERS_HEADER, orders_rows, write_csv
 

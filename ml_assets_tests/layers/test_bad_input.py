@@ -10,11 +10,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from ml_assets.core.spec import DatasetSpec
 from ml_assets.layers.ingest import raw as raw_module
 from ml_assets.layers.ingest.files import SourceError
 from ml_assets.layers.ingest.raw import write_raw
 from ml_assets.layers.validate.logic import write_validated
-from ml_assets.specs import DatasetSpec
 from ml_assets_tests.conftest import ORDERS_HEADER, orders_rows, write_csv
 
 D1, D3 = dt.date(2024, 1, 1), dt.date(2024, 1, 3)

@@ -4,11 +4,11 @@ import datetime as dt
 
 import dagster as dg
 import duckdb
+import pytest
 
 from ml_assets import settings
-from ml_assets.automation.landing import RANGE_END, RANGE_START
+from ml_assets.core.tags import RANGE_END, RANGE_START
 from ml_assets.definitions import build_defs
-from ml_assets.factory import daily_layers_job_name
 from ml_assets_tests.conftest import orders_rows, write_csv
 
 
@@ -35,9 +35,10 @@ def query(sql: str):
         return conn.execute(sql).fetchall()
 
 
+@pytest.mark.slow  # a full week of the bundled data through Dagster
 def test_flights_week_as_one_run_is_conserved_and_checked(home, flights_spec, instance) -> None:
     defs = build_defs([flights_spec])
-    assert daily_layers_job_name(flights_spec) == "flights__daily_layers"
+    assert flights_spec.names.job("daily_layers") == "flights__daily_layers"
     result = run_range(defs, "flights", instance, "2013-02-04", "2013-02-10")
     assert result.success
     # One run, one step per layer, seven partitions each (+ the unpartitioned reference tables).

@@ -15,14 +15,12 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-import yaml
 
 from ml_assets import settings
-from ml_assets.automation.retrain import TRIGGER_TAG
+from ml_assets.core.spec import DatasetSpec, load_spec, read_spec_mapping, write_spec
+from ml_assets.core.tags import TRIGGER_TAG
 from ml_assets.definitions import build_defs
-from ml_assets.factory import train_job_name
 from ml_assets.resources.mlflow_tracking import MlflowTracking
-from ml_assets.specs import DatasetSpec, load_spec
 from ml_assets_tests.conftest import FLIGHTS_SPEC, build_flights_warehouse
 
 FIRST, LAST = dt.date(2013, 1, 1), dt.date(2013, 5, 31)
@@ -63,13 +61,13 @@ def flights_variant(home: Path) -> Callable[..., DatasetSpec]:
     """The flights spec with some sections changed (feature SQL kept), written under the home."""
 
     def make(label: str = "base", **changes: dict) -> DatasetSpec:
-        raw = yaml.safe_load(FLIGHTS_SPEC.read_text())
+        raw = read_spec_mapping(FLIGHTS_SPEC)
         raw["features"]["sql"] = [str(FLIGHTS_SPEC.parent / p) for p in raw["features"]["sql"]]
         deep_update(raw, {"training": TEST_TRAINING, "evaluation": {"floor": 0.6}})
         deep_update(raw, changes)
         path = home / "specs" / label / "flights.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        write_spec(path, raw)
         return load_spec(path)
 
     return make
@@ -78,7 +76,7 @@ def flights_variant(home: Path) -> Callable[..., DatasetSpec]:
 def train(
     spec: DatasetSpec, instance: dg.DagsterInstance, as_of: dt.date, trigger: str = "test"
 ) -> dg.ExecuteInProcessResult:
-    job = build_defs([spec]).resolve_job_def(train_job_name(spec))
+    job = build_defs([spec]).resolve_job_def(spec.names.job("train"))
     return job.execute_in_process(
         instance=instance,
         run_config={"ops": {"flights__training_set": {"config": {"as_of": as_of.isoformat()}}}},

@@ -2,11 +2,16 @@
 
 import datetime as dt
 
+import dagster as dg
+import pytest
+
+from ml_assets.core.predictor import current_champion
 from ml_assets.definitions import build_defs
-from ml_assets.factory import rollback_job_name
-from ml_assets.layers.promote.registry import current_champion
 from ml_assets.resources.mlflow_tracking import MlflowTracking
 from ml_assets_tests.lifecycle.conftest import audit_rows, gate_results, train
+
+# Slow tier (three trainings and a rollback): `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 MODEL = "flights_arrival_delay"
 
@@ -24,13 +29,19 @@ def test_promote_reject_and_roll_back(flights_home, flights_variant, instance) -
     card = first.asset_materializations_for_node("flights__model_card")[0]
     assert "## Intended use" in card.metadata["card"].value
 
-    # 2. A worse candidate (trained on two days) is rejected: the alias does not move.
+    # 2. A worse candidate (trained on two days) is rejected: a decision, not a failure. The run
+    # succeeds, the gate check fails (ERROR), the champion emits nothing, the alias stays.
     worse_spec = flights_variant("worse", training={"window_days": 30, "models": ["linear"]})
     worse = train(worse_spec, instance, dt.date(2013, 4, 15), trigger="worse")
-    assert not worse.success
+    assert worse.success
     gates = gate_results(worse)
     assert gates["non_inferiority"] is False, gates
-    assert worse.is_node_untouched("flights__champion_model")
+    (failed,) = [
+        e for e in worse.get_asset_check_evaluations() if e.check_name == "non_inferiority"
+    ]
+    assert failed.severity == dg.AssetCheckSeverity.ERROR
+    assert worse.asset_materializations_for_node("flights__champion_model") == []
+    assert worse.asset_materializations_for_node("flights__model_card") == []
     assert current_champion(tracking, MODEL) == "1"
     rejected = tracking.client().get_model_version(MODEL, "2")
     assert (
@@ -45,7 +56,7 @@ def test_promote_reject_and_roll_back(flights_home, flights_variant, instance) -
     assert current_champion(tracking, MODEL) == "3"
 
     # 4. Rollback restores the champion it replaced.
-    rollback = build_defs([base]).resolve_job_def(rollback_job_name(base))
+    rollback = build_defs([base]).resolve_job_def(base.names.job("rollback"))
     result = rollback.execute_in_process(
         instance=instance,
         run_config={
@@ -76,7 +87,8 @@ def test_leakage_guard_blocks_an_implausibly_perfect_candidate(
     # A ceiling no honest flights model reaches: anything above it is treated as leakage.
     leaky = flights_variant("leaky", evaluation={"leakage_ceiling": 0.6})
     result = train(leaky, instance, dt.date(2013, 2, 28), trigger="leaky")
-    assert not result.success
+    assert result.success  # a rejection is a decision
+    assert result.asset_materializations_for_node("flights__champion_model") == []
     assert gate_results(result)["leakage_guard"] is False
     assert current_champion(tracking, MODEL) is None
     assert [r[0] for r in audit_rows()] == ["rejected"]

@@ -8,15 +8,23 @@ import datetime as dt
 
 import dagster as dg
 import duckdb
+import pytest
 
 from ml_assets import settings
-from ml_assets.automation.landing import RANGE_END, RANGE_START
-from ml_assets.automation.retrain import TRIGGER_CHECK_TAG, TRIGGER_PARTITION_TAG, TRIGGER_TAG
+from ml_assets.core.predictor import current_champion
+from ml_assets.core.tags import (
+    RANGE_END,
+    RANGE_START,
+    TRIGGER_CHECK_TAG,
+    TRIGGER_PARTITION_TAG,
+    TRIGGER_TAG,
+)
 from ml_assets.definitions import build_defs
-from ml_assets.factory import monitor_job_name, train_job_name
-from ml_assets.layers.promote.registry import current_champion
 from ml_assets.resources.mlflow_tracking import MlflowTracking
 from ml_assets_tests.lifecycle.conftest import audit_rows, train
+
+# Slow tier (months of monitoring and a retrain): `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 MODEL = "flights_arrival_delay"
 
@@ -46,7 +54,7 @@ def test_retrain_fires_once_on_real_drift_and_not_on_stable_days(
     # Severe = (nearly) every feature drifted: an ordinary day drifts in weather, month and rates.
     spec = flights_variant(monitoring={"retrain_cooldown_days": 7, "drift_share_severe": 0.95})
     defs = build_defs([spec])
-    assert monitor_job_name(spec) == monitor_job_name_for(defs)
+    assert spec.names.job("monitor") == monitor_job_name_for(defs)
     assert train(spec, instance, dt.date(2013, 2, 28), trigger="initial").success
 
     # Stable: days like the ones the champion learned from. No severe drift, no degradation.
@@ -97,7 +105,7 @@ def test_retrain_fires_once_on_real_drift_and_not_on_stable_days(
 
     retrain = (
         build_defs([spec])
-        .resolve_job_def(train_job_name(spec))
+        .resolve_job_def(spec.names.job("train"))
         .execute_in_process(
             instance=instance,
             run_config=request.run_config,

@@ -1,8 +1,9 @@
-"""`model_evaluation`: the candidate judged on the time-based test holdout, with gating checks.
+"""`model_evaluation`: the candidate judged on the time-based test holdout, with its gates.
 
-The gates are this asset's own checks (blocking ones with ERROR severity), so a failed gate stops
-`champion_model` in the same run. A rejection must still be recorded, and the blocked step cannot
-do it, so the evaluation records the rejection itself before reporting the failed gates.
+The gates are this asset's checks, shown red in the UI when they fail (ERROR severity for the
+blocking ones). They are not Dagster-blocking: a rejected candidate is a decision, not a failed
+run. `champion_model` reads the verdict and is the only step that acts on it (aliases, version
+tags, the audit row); this asset only measures.
 """
 
 from collections.abc import Iterator
@@ -13,38 +14,29 @@ import numpy as np
 import pandas as pd
 
 from ml_assets import settings
-from ml_assets.automation.retrain import TRIGGER_TAG
+from ml_assets.core.lineage import code_version
+from ml_assets.core.matrix import model_matrix
+from ml_assets.core.model import ModelRef
+from ml_assets.core.predictor import current_champion, load_predictor, registered_ref
+from ml_assets.core.spec import DatasetSpec
+from ml_assets.core.sql import ident, render
 from ml_assets.layers.evaluate.explain import global_importance
 from ml_assets.layers.evaluate.gates import gate_specs
 from ml_assets.layers.evaluate.logic import Evaluation, evaluate_candidate
+from ml_assets.layers.evaluate.record import ARTIFACT
 from ml_assets.layers.evaluate.report import inline_markdown
-from ml_assets.layers.promote.decide import decide
-from ml_assets.layers.promote.registry import current_champion
-from ml_assets.layers.sections import evaluation_of
-from ml_assets.layers.train.assets import model_candidate_key
-from ml_assets.layers.train.dataset import training_set_table
-from ml_assets.layers.train.predictor import load_predictor, registered_ref
-from ml_assets.layers.train.preprocessing import model_matrix
-from ml_assets.lineage import code_version
-from ml_assets.models import ModelRef
 from ml_assets.resources.mlflow_tracking import MlflowTracking
 from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
-from ml_assets.specs import DatasetSpec
-from ml_assets.sql import ident, render
 
 SQL = Path(__file__).parent / "sql"
-
-
-def model_evaluation_key(spec: DatasetSpec) -> dg.AssetKey:
-    return dg.AssetKey([spec.name, "model_evaluation"])
 
 
 def test_split(warehouse: Warehouse, spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The holdout rows, and their slice columns aligned with them."""
     sql = render(
         SQL / "test_split.sql",
-        training_set=training_set_table(spec),
-        validated=f"{ident(spec.name)}.validated",
+        training_set=spec.names.table("training_set"),
+        validated=spec.names.table("validated"),
         slice_columns=", ".join(f"v.{ident(c)} AS {ident('__slice_' + c)}" for c in spec.slices)
         or "NULL AS __no_slices",
     )
@@ -62,6 +54,7 @@ def evaluation_metadata(ev: Evaluation, ref: ModelRef, tracking: MlflowTracking)
         "mlflow_model": dg.MetadataValue.url(tracking.model_url(ref.registered_name, ref.version)),
         "data_version": dg.MetadataValue.text(ref.data_version),
         "holdout_rows": dg.MetadataValue.int(ev.metrics.rows),
+        "holdout_window": dg.MetadataValue.text("..".join(ev.holdout)),
         primary: dg.MetadataValue.float(float(ev.metrics[primary])),
         "metrics": dg.MetadataValue.json(ev.metrics.to_json()),
         "champion_version": dg.MetadataValue.text(ev.champion_version or "none"),
@@ -80,31 +73,27 @@ def evaluation_metadata(ev: Evaluation, ref: ModelRef, tracking: MlflowTracking)
 
 
 def build_evaluate_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
-    evaluation = evaluation_of(spec)
-    key = model_evaluation_key(spec)
-    version = code_version(spec, Path(__file__).parent)
+    evaluation = spec.evaluation
+    key = spec.names.key("model_evaluation")
 
     @dg.asset(
         key=key,
-        ins={"model_candidate": dg.AssetIn(model_candidate_key(spec))},
+        ins={"model_candidate": dg.AssetIn(spec.names.key("model_candidate"))},
         group_name=spec.name,
         kinds={"mlflow", "duckdb"},
-        code_version=version,
+        code_version=code_version(spec, "evaluate"),
         description=(
             "The candidate scored on the test holdout: metrics, slices, champion deltas, "
             "explanations and plots; its checks are the promotion gates."
         ),
         check_specs=[
-            dg.AssetCheckSpec(g.name, asset=key, blocking=g.blocking, description=g.description)
+            dg.AssetCheckSpec(g.name, asset=key, description=g.description)
             for g in gate_specs(evaluation)
         ],
         pool=WAREHOUSE_POOL,
     )
     def model_evaluation(
-        context: dg.AssetExecutionContext,
-        model_candidate: ModelRef,
-        warehouse: Warehouse,
-        mlflow: MlflowTracking,
+        model_candidate: ModelRef, warehouse: Warehouse, mlflow: MlflowTracking
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         ref = model_candidate
         rows, slices = test_split(warehouse, spec)
@@ -125,6 +114,7 @@ def build_evaluate_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             champion_scores = champion.predict(rows)
         else:
             champion_version = None
+        days = rows["_partition_date"]
         ev = evaluate_candidate(
             evaluation,
             ref.task,
@@ -137,22 +127,10 @@ def build_evaluate_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             champion_version=champion_version,
             folder=settings.reports_dir() / spec.name / "evaluation" / f"v{ref.version}",
             title=f"{spec.name}: evaluation of {ref.registered_name} v{ref.version}",
+            holdout=(str(days.min().date()), str(days.max().date())),
         )
-        if not ev.verdict.promote:
-            # champion_model will be blocked by the failed gates: record the rejection here.
-            with warehouse.get_connection() as conn:
-                decide(
-                    mlflow,
-                    conn,
-                    dataset=spec.name,
-                    model_name=ref.registered_name,
-                    candidate_version=ref.version,
-                    gates=ev.gates,
-                    metrics=ev.metrics,
-                    trigger=context.run.tags.get(TRIGGER_TAG, "manual"),
-                    code_version=version,
-                    dagster_run_id=context.run_id,
-                )
+        # Kept with the version, so its card can be rebuilt after a rollback.
+        mlflow.client().log_dict(ref.run_id, ev.record().to_json(), ARTIFACT)
         yield dg.Output(ev, metadata=evaluation_metadata(ev, ref, mlflow))
         for g in ev.gates:
             yield dg.AssetCheckResult(
@@ -165,6 +143,7 @@ def build_evaluate_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                     else dg.MetadataValue.text("n/a"),
                     "expected": dg.MetadataValue.text(g.expected),
                     "detail": dg.MetadataValue.text(g.detail),
+                    "blocks_promotion": dg.MetadataValue.bool(g.blocking),
                 },
             )
 

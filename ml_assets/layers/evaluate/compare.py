@@ -9,12 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ml_assets.layers.evaluate.metrics import (
-    EvaluationError,
-    Metrics,
-    check_metric,
-    higher_is_better,
-)
+from ml_assets.core.metrics import EvaluationError, check_metric, higher_is_better
+from ml_assets.layers.evaluate.metrics import Metrics
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from ml_assets.core.metrics import check_metric, higher_is_better
+from ml_assets.core.spec import EvaluationSection
 from ml_assets.layers.evaluate.compare import Comparison
-from ml_assets.layers.evaluate.metrics import Metrics, check_metric, higher_is_better
+from ml_assets.layers.evaluate.metrics import Metrics
 from ml_assets.layers.evaluate.slices import SliceReport
-from ml_assets.layers.sections import EvaluationSection
 
 SMALL_SLICES_LISTED = 10
 

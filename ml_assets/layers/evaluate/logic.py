@@ -1,8 +1,8 @@
 """One call from scored held-out rows to everything the evaluation asset and its checks report.
 
 The asset does the I/O (load the candidate and champion, read the test rows, score them) and
-passes plain arrays here; the result is a picklable bundle, so the promotion step downstream
-gets the gates as an input instead of recomputing or re-reading them.
+passes plain arrays here; the result is one bundle, so the promotion step downstream gets the
+gates as an input instead of recomputing or re-reading them.
 """
 
 from __future__ import annotations
@@ -14,13 +14,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ml_assets.core.metrics import check_metric
+from ml_assets.core.spec import EvaluationSection
 from ml_assets.layers.evaluate.compare import Comparison, compare
 from ml_assets.layers.evaluate.gates import GateResult, Verdict, gate_results, verdict
-from ml_assets.layers.evaluate.metrics import Metrics, check_metric, evaluate_predictions
+from ml_assets.layers.evaluate.metrics import Metrics, evaluate_predictions
 from ml_assets.layers.evaluate.plots import render_plots
+from ml_assets.layers.evaluate.record import EvaluationRecord
 from ml_assets.layers.evaluate.report import render_report
 from ml_assets.layers.evaluate.slices import SliceReport, slice_metrics
-from ml_assets.layers.sections import EvaluationSection
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,13 @@ class Evaluation:
     verdict: Verdict
     plots: dict[str, Path]  # title -> PNG
     report: Path | None  # report.md beside the PNGs
+    holdout: tuple[str, str] = ("", "")  # first and last day of the evaluated rows
+
+    def record(self) -> EvaluationRecord:
+        """What outlives the run (for the model card of a later rollback), as JSON-ready data."""
+        return EvaluationRecord(
+            self.metrics, self.slices, self.importance, self.gates, self.holdout
+        )
 
     def gate(self, name: str) -> GateResult:
         for g in self.gates:
@@ -55,6 +64,7 @@ def evaluate_candidate(
     champion_version: str | None = None,
     folder: Path | None = None,
     title: str = "Model evaluation",
+    holdout: tuple[str, str] = ("", ""),
 ) -> Evaluation:
     """Metrics, champion comparison, slices, gates and (if `folder`) plots + report.
 
@@ -99,4 +109,5 @@ def evaluate_candidate(
         verdict=verdict(gates),
         plots=plots,
         report=report,
+        holdout=holdout,
     )

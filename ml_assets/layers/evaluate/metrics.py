@@ -9,45 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
-Task = Literal["binary", "regression"]
+from ml_assets.core.metrics import EvaluationError, metric_names
+from ml_assets.core.model import Task
 
-BINARY_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "f1", "precision", "recall", "ece")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
-# Everything else in BINARY_METRICS / REGRESSION_METRICS is higher-is-better.
-LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece", "rmse", "mae"})
 CALIBRATION_BINS = 10
-
-
-class EvaluationError(ValueError):
-    """Predictions or labels cannot be evaluated as given (shape, NaN, wrong range, task)."""
-
-
-def metric_names(task: str) -> tuple[str, ...]:
-    if task == "binary":
-        return BINARY_METRICS
-    if task == "regression":
-        return REGRESSION_METRICS
-    raise EvaluationError(f"unknown task {task!r}; expected 'binary' or 'regression'")
-
-
-def higher_is_better(metric: str) -> bool:
-    if metric not in BINARY_METRICS and metric not in REGRESSION_METRICS:
-        known = ", ".join(BINARY_METRICS + REGRESSION_METRICS)
-        raise EvaluationError(f"unknown metric {metric!r}; known metrics: {known}")
-    return metric not in LOWER_IS_BETTER
-
-
-def check_metric(metric: str, task: str) -> None:
-    """The spec's primary metric must exist for the model's task (no RMSE of a classifier)."""
-    if metric not in metric_names(task):
-        raise EvaluationError(
-            f"metric {metric!r} is not defined for task {task!r}; use one of {metric_names(task)}"
-        )
 
 
 @dataclass(frozen=True)

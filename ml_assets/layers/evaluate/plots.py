@@ -15,7 +15,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
-from ml_assets.layers.evaluate.metrics import calibration_bins, higher_is_better
+from ml_assets.core.metrics import higher_is_better
+from ml_assets.layers.evaluate.metrics import calibration_bins
 from ml_assets.layers.evaluate.slices import SliceReport
 
 SIZE = (5.0, 3.5)

@@ -14,12 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml_assets.layers.evaluate.metrics import (
-    EvaluationError,
-    check_metric,
-    evaluate_predictions,
-    higher_is_better,
-)
+from ml_assets.core.metrics import EvaluationError, check_metric, higher_is_better
+from ml_assets.layers.evaluate.metrics import evaluate_predictions
 
 NULL_VALUE = "NULL"
 

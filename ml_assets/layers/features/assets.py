@@ -2,52 +2,32 @@
 
 import datetime as dt
 import hashlib
-from pathlib import Path
 
 import dagster as dg
 
+from ml_assets.core.lineage import code_version
+from ml_assets.core.partitions import daily_partitions, window, window_metadata
+from ml_assets.core.spec import DatasetSpec
 from ml_assets.layers.features.logic import data_version, write_features
-from ml_assets.layers.features.query import FeatureFile, load_feature_files
+from ml_assets.layers.features.query import load_feature_files
 from ml_assets.layers.features.reference import load_reference_tables
-from ml_assets.layers.sections import features_of
-from ml_assets.layers.validate.assets import validated_key
-from ml_assets.lineage import code_version
-from ml_assets.partitions import daily_partitions, window, window_metadata
 from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
-from ml_assets.specs import DatasetSpec
-
-LAYER_DIR = Path(__file__).parent
-
-
-def reference_tables_key(spec: DatasetSpec) -> dg.AssetKey:
-    return dg.AssetKey([spec.name, "reference_tables"])
-
-
-def features_key(spec: DatasetSpec) -> dg.AssetKey:
-    return dg.AssetKey([spec.name, "features"])
-
-
-def features_code_version(spec: DatasetSpec, files: list[FeatureFile]) -> str:
-    """The layer's code and spec plus the dataset's feature SQL, which lives beside the spec."""
-    digest = hashlib.sha256(code_version(spec, LAYER_DIR).encode())
-    for file in files:
-        digest.update(file.path.name.encode())
-        digest.update(file.text.encode())
-    return digest.hexdigest()[:16]
 
 
 def build_reference_tables_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
     @dg.asset(
-        key=reference_tables_key(spec),
+        key=spec.names.key("reference_tables"),
         group_name=spec.name,
         kinds={"duckdb"},
-        code_version=code_version(spec, LAYER_DIR),
+        code_version=code_version(spec, "features"),
         pool=WAREHOUSE_POOL,
         description=(
             f"Lookup tables of `{spec.name}` ({', '.join(spec.lookups)}) loaded whole into "
             f"`{spec.name}.ref_<name>`, for the feature SQL to join to."
         ),
-        metadata={"tables": dg.MetadataValue.json([f"{spec.name}.ref_{n}" for n in spec.lookups])},
+        metadata={
+            "tables": dg.MetadataValue.json([spec.names.ref_table_name(n) for n in spec.lookups])
+        },
     )
     def reference_tables(warehouse: Warehouse) -> dg.MaterializeResult:
         with warehouse.get_connection() as conn:
@@ -78,30 +58,33 @@ def build_reference_tables_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
 
 
 def build_features_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
-    section = features_of(spec)
+    section = spec.features
     files = load_feature_files(spec)
     partitions = daily_partitions(spec)
     # Day to day: a day's features also read the `lookback_days` validated days before it, but a
     # TimeWindowPartitionMapping reaching before the first partition needs a beta flag; the
     # lookback is recorded in the metadata instead.
-    deps = [validated_key(spec), *([reference_tables_key(spec)] if spec.lookups else [])]
+    deps = [
+        spec.names.key("validated"),
+        *([spec.names.key("reference_tables")] if spec.lookups else []),
+    ]
 
     @dg.multi_asset(
-        name=f"{spec.name}__features",
+        name=spec.names.op("features"),
         specs=[
             dg.AssetSpec(
-                features_key(spec),
+                spec.names.key("features"),
                 deps=deps,
                 group_name=spec.name,
                 partitions_def=partitions,
                 kinds={"duckdb"},
-                code_version=features_code_version(spec, files),
+                code_version=code_version(spec, "features", [f.path for f in files]),
                 description=(
                     f"Point-in-time features of `{spec.name}`, one row per validated row: only "
                     f"labels known {spec.label.delay_days} day(s) before each event are used."
                 ),
                 metadata={
-                    "dagster/table_name": f"{spec.name}.features",
+                    "dagster/table_name": spec.names.table_name("features"),
                     "feature_columns": dg.MetadataValue.json(
                         {c: f.model_dump(exclude_none=True) for c, f in section.columns.items()}
                     ),

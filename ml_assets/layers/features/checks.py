@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-from ml_assets.layers.features.assets import features_key
+from ml_assets.core.partitions import window
+from ml_assets.core.spec import DatasetSpec
 from ml_assets.layers.features.logic import (
     day_counts,
     leakage,
@@ -11,18 +12,14 @@ from ml_assets.layers.features.logic import (
     range_violations,
 )
 from ml_assets.layers.features.query import load_feature_files
-from ml_assets.layers.sections import features_of
-from ml_assets.layers.validate.assets import validated_key
-from ml_assets.partitions import window
 from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
-from ml_assets.specs import DatasetSpec
 
 
 def build_features_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
-    section = features_of(spec)
+    section = spec.features
     files = load_feature_files(spec)
     delay = spec.label.delay_days
-    common = {"asset": features_key(spec), "pool": WAREHOUSE_POOL}
+    common = {"asset": spec.names.key("features"), "pool": WAREHOUSE_POOL}
 
     @dg.asset_check(
         name="leakage",
@@ -72,7 +69,7 @@ def build_features_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
     @dg.asset_check(
         name="row_count_matches_validated",
         blocking=True,
-        additional_deps=[validated_key(spec)],
+        additional_deps=[spec.names.key("validated")],
         **common,
         description="Exactly one feature row per validated row, day by day (none missing, none doubled).",
     )

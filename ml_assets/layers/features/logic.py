@@ -14,6 +14,8 @@ from pathlib import Path
 
 import duckdb
 
+from ml_assets.core.spec import DatasetSpec
+from ml_assets.core.sql import create_tables, ident, render, rewrite_window, table_exists
 from ml_assets.layers.features.query import (
     FeatureFile,
     FeatureSqlError,
@@ -22,9 +24,6 @@ from ml_assets.layers.features.query import (
     validated_relation,
 )
 from ml_assets.layers.features.reference import missing_reference_tables
-from ml_assets.layers.sections import features_of
-from ml_assets.specs import DatasetSpec
-from ml_assets.sql import ident, render, table_exists, transaction
 
 SQL = Path(__file__).parent / "sql"
 KEY_COLUMNS = ("_key", "_event_time", "_partition_date", "_label", "_label_known_at")
@@ -62,32 +61,20 @@ class Probe:
     sample_keys: list[str]
 
 
-def features_table(spec: DatasetSpec) -> str:
-    return f"{ident(spec.name)}.features"
-
-
-def validated_table(spec: DatasetSpec) -> str:
-    return f"{ident(spec.name)}.validated"
-
-
 def feature_types(spec: DatasetSpec) -> dict[str, str]:
     return {
-        c: "DOUBLE" if f.kind == "numeric" else "VARCHAR"
-        for c, f in features_of(spec).columns.items()
+        c: "DOUBLE" if f.kind == "numeric" else "VARCHAR" for c, f in spec.features.columns.items()
     }
 
 
 def ensure_table(conn: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> None:
     """Create `<ds>.features`, or refuse to write into one built for other feature columns."""
-    features = ",\n    ".join(f"{ident(c)} {t}" for c, t in feature_types(spec).items())
-    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(spec.name)}")
-    conn.execute(
-        f"""CREATE TABLE IF NOT EXISTS {features_table(spec)} (
-    _key VARCHAR NOT NULL, _event_time TIMESTAMP NOT NULL, _partition_date DATE NOT NULL,
-    _label DOUBLE, _label_known_at TIMESTAMP NOT NULL,
-    {features},
-    _max_history_time TIMESTAMP, _max_lookup_time TIMESTAMP,
-    _featurized_at TIMESTAMPTZ NOT NULL, _run_id VARCHAR NOT NULL)"""
+    create_tables(
+        conn,
+        SQL / "tables.sql",
+        schema=spec.names.schema,
+        features_table=spec.names.table("features"),
+        feature_columns=",\n    ".join(f"{ident(c)} {t}" for c, t in feature_types(spec).items()),
     )
     actual = [
         r[0]
@@ -101,7 +88,7 @@ def ensure_table(conn: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> None:
     if actual != expected:
         # Rewriting some partitions of a table whose columns changed would mix two feature sets.
         raise FeatureSqlError(
-            f"{spec.name}.features has columns {actual} but the spec now declares {expected}: "
+            f"{spec.names.table_name('features')} has columns {actual} but the spec now declares {expected}: "
             f"the feature set changed. Drop the table (DROP TABLE {spec.name}.features) and "
             "re-materialize every features partition."
         )
@@ -109,7 +96,9 @@ def ensure_table(conn: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> None:
 
 def _require_inputs(conn: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> None:
     if not table_exists(conn, spec.name, "validated"):
-        raise FeatureSqlError(f"{spec.name}.validated does not exist: materialize validated first")
+        raise FeatureSqlError(
+            f"{spec.names.table_name('validated')} does not exist: materialize validated first"
+        )
     missing = missing_reference_tables(conn, spec)
     if missing:
         raise FeatureSqlError(
@@ -131,23 +120,21 @@ def write_features(
     """Replace the features of [start, end] in one transaction; a failure keeps the old rows."""
     _require_inputs(conn, spec)
     ensure_table(conn, spec)
-    query = composed_query(conn, spec, files, validated_relation(validated_table(spec)), start, end)
+    query = composed_query(
+        conn, spec, files, validated_relation(spec.names.table("validated")), start, end
+    )
     casts = ", ".join(
         f"CAST(f.{ident(c)} AS {t}) AS {ident(c)}" for c, t in feature_types(spec).items()
     )
     insert = render(
         SQL / "insert_features.sql",
-        features_table=features_table(spec),
-        validated_table=validated_table(spec),
+        features_table=spec.names.table("features"),
+        validated_table=spec.names.table("validated"),
         feature_casts=casts,
         feature_query=query,
     )
     stamp = {"run_id": run_id, "featurized_at": featurized_at}
-    with transaction(conn):
-        conn.execute(
-            f"DELETE FROM {features_table(spec)} WHERE _partition_date BETWEEN $start AND $end",
-            {"start": start, "end": end},
-        )
+    with rewrite_window(conn, [spec.names.table("features")], start, end):
         try:
             conn.execute(insert, parameters(insert, spec, start, end, **stamp))
         except duckdb.Error as exc:
@@ -163,8 +150,8 @@ def day_counts(
 ) -> list[DayCounts]:
     sql = render(
         SQL / "day_counts.sql",
-        validated_table=validated_table(spec),
-        features_table=features_table(spec),
+        validated_table=spec.names.table("validated"),
+        features_table=spec.names.table("features"),
     )
     rows = conn.execute(sql, {"start": start, "end": end}).fetchall()
     return [DayCounts(*row) for row in rows]
@@ -179,7 +166,7 @@ def data_version(
     )
     ((value,),) = conn.execute(
         f"""SELECT coalesce(sum(hash({columns})::HUGEINT), 0) % 18446744073709551557
-            FROM {features_table(spec)} WHERE _partition_date BETWEEN $start AND $end""",
+            FROM {spec.names.table("features")} WHERE _partition_date BETWEEN $start AND $end""",
         {"start": start, "end": end},
     ).fetchall()
     return f"{int(value):016x}"
@@ -188,7 +175,7 @@ def data_version(
 def leakage(
     conn: duckdb.DuckDBPyConnection, spec: DatasetSpec, start: dt.date, end: dt.date
 ) -> Leakage:
-    sql = render(SQL / "leakage.sql", features_table=features_table(spec))
+    sql = render(SQL / "leakage.sql", features_table=spec.names.table("features"))
     return Leakage(*conn.execute(sql, parameters(sql, spec, start, end)).fetchone())
 
 
@@ -207,12 +194,12 @@ def leakage_probe(
     create = render(
         SQL / "probe_validated.sql",
         probe_table=probe_table,
-        validated_table=validated_table(spec),
+        validated_table=spec.names.table("validated"),
     )
     conn.execute(create, parameters(create, spec, day, day, cutoff=cutoff))
     try:
         honest = composed_query(
-            conn, spec, files, validated_relation(validated_table(spec)), day, day
+            conn, spec, files, validated_relation(spec.names.table("validated")), day, day
         )
         scrambled = composed_query(conn, spec, files, validated_relation(probe_table), day, day)
         differs = " OR ".join(
@@ -241,10 +228,10 @@ def null_rates(
     conn: duckdb.DuckDBPyConnection, spec: DatasetSpec, start: dt.date, end: dt.date
 ) -> dict[str, dict]:
     """Per feature: NULL share over the window, and its worst day."""
-    columns = list(features_of(spec).columns)
+    columns = list(spec.features.columns)
     shares = ", ".join(f"count(*) - count({ident(c)})" for c in columns)
     rows = conn.execute(
-        f"""SELECT _partition_date, count(*), {shares} FROM {features_table(spec)}
+        f"""SELECT _partition_date, count(*), {shares} FROM {spec.names.table("features")}
             WHERE _partition_date BETWEEN $start AND $end GROUP BY ALL ORDER BY 1""",
         {"start": start, "end": end},
     ).fetchall()
@@ -267,7 +254,7 @@ def range_violations(
     """Per numeric feature with bounds: values outside them (or not finite), with sample keys."""
     bounded = {
         c: f
-        for c, f in features_of(spec).columns.items()
+        for c, f in spec.features.columns.items()
         if f.kind == "numeric" and (f.min is not None or f.max is not None)
     }
     out = {}
@@ -282,7 +269,7 @@ def range_violations(
         n, lo, hi, sample = conn.execute(
             f"""SELECT count(*) FILTER (WHERE {cond}), min({col}), max({col}),
                        coalesce(list(_key ORDER BY _key) FILTER (WHERE {cond}), [])[1:5]
-                FROM {features_table(spec)} WHERE _partition_date BETWEEN $start AND $end""",
+                FROM {spec.names.table("features")} WHERE _partition_date BETWEEN $start AND $end""",
             {"start": start, "end": end},
         ).fetchone()
         out[c] = {

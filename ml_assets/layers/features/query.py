@@ -41,9 +41,8 @@ from pathlib import Path
 
 import duckdb
 
-from ml_assets.layers.sections import features_of
-from ml_assets.specs import IDENT, DatasetSpec, SpecError
-from ml_assets.sql import ident
+from ml_assets.core.spec import IDENT, DatasetSpec, SpecError
+from ml_assets.core.sql import ident
 
 AUDIT_COLUMNS = ("_max_history_time", "_max_lookup_time")
 PARAMETERS = ("start", "end", "label_delay_days", "lookback_days", "history_start")
@@ -74,7 +73,7 @@ def load_feature_files(spec: DatasetSpec) -> list[FeatureFile]:
 
     Called when definitions load, so a wrong path or slot fails before any run, naming the spec.
     """
-    section = features_of(spec)
+    section = spec.features
     for column in section.columns:
         if not IDENT.match(column) or column.startswith("_"):
             raise SpecError(
@@ -104,7 +103,7 @@ def load_feature_files(spec: DatasetSpec) -> list[FeatureFile]:
 
 
 def render_file(file: FeatureFile, spec: DatasetSpec, validated: str) -> str:
-    tables = {f"ref_{name}": f"{ident(spec.name)}.{ident('ref_' + name)}" for name in spec.lookups}
+    tables = {f"ref_{name}": spec.names.ref_table(name) for name in spec.lookups}
     return file.text.format(validated=validated, **tables)
 
 
@@ -112,7 +111,7 @@ def parameters(
     sql: str, spec: DatasetSpec, start: dt.date, end: dt.date, **extra: object
 ) -> dict[str, object]:
     """The bound values a statement uses (DuckDB rejects unused named parameters)."""
-    lookback = features_of(spec).lookback_days
+    lookback = spec.features.lookback_days
     available: dict[str, object] = {
         "start": start,
         "end": end,
@@ -142,7 +141,7 @@ def composed_query(
     Each file's output columns are checked against the spec first, so a missing or undeclared
     feature is reported by name and file instead of surfacing as a confusing join error.
     """
-    declared = list(features_of(spec).columns)
+    declared = list(spec.features.columns)
     owner: dict[str, str] = {}  # feature -> the expression selecting it
     owner_file: dict[str, Path] = {}
     audits: dict[str, list[str]] = {a: [] for a in AUDIT_COLUMNS}

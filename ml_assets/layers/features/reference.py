@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import duckdb
 
+from ml_assets.core.spec import DatasetSpec, SourceSpec
+from ml_assets.core.sql import ident, literal, transaction
 from ml_assets.layers.ingest.files import SourceError, SourceFile, resolve_source
-from ml_assets.specs import DatasetSpec, SourceSpec
-from ml_assets.sql import ident, literal, transaction
 
 
 @dataclass(frozen=True)
@@ -24,10 +24,6 @@ class RefTable:
     rows: int
     checksum: str  # sha256 of the file, or of the sorted file checksums for several files
     files: list[str]
-
-
-def ref_table(spec: DatasetSpec, name: str) -> str:
-    return f"{ident(spec.name)}.{ident('ref_' + name)}"
 
 
 def _reader(source: SourceSpec) -> str:
@@ -59,7 +55,7 @@ def load_reference_tables(conn: duckdb.DuckDBPyConnection, spec: DatasetSpec) ->
     with transaction(conn):
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(spec.name)}")
         for name, files in resolved.items():
-            table = ref_table(spec, name)
+            table = spec.names.ref_table(name)
             paths = [str(f.readable_path) for f in files]
             try:
                 conn.execute(
@@ -72,7 +68,11 @@ def load_reference_tables(conn: duckdb.DuckDBPyConnection, spec: DatasetSpec) ->
             ((rows,),) = conn.execute(f"SELECT count(*) FROM {table}").fetchall()
             loaded.append(
                 RefTable(
-                    name, f"{spec.name}.ref_{name}", rows, checksum(files), [f.name for f in files]
+                    name,
+                    spec.names.ref_table_name(name),
+                    rows,
+                    checksum(files),
+                    [f.name for f in files],
                 )
             )
     return loaded

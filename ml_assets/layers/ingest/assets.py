@@ -6,11 +6,11 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from ml_assets.core.lineage import code_version
+from ml_assets.core.partitions import daily_partitions, window, window_metadata
+from ml_assets.core.spec import DatasetSpec
 from ml_assets.layers.ingest.raw import write_raw
-from ml_assets.lineage import code_version
-from ml_assets.partitions import daily_partitions, window, window_metadata
 from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
-from ml_assets.specs import DatasetSpec
 
 
 class RawConfig(dg.Config):
@@ -20,23 +20,22 @@ class RawConfig(dg.Config):
     )
 
 
-def raw_key(spec: DatasetSpec) -> dg.AssetKey:
-    return dg.AssetKey([spec.name, "raw"])
-
-
 def build_raw_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
     # multi_asset with one spec: same asset, and its backfill_policy is not a beta parameter.
     @dg.multi_asset(
-        name="__".join(raw_key(spec).path),
+        name=spec.names.op("raw"),
         specs=[
             dg.AssetSpec(
-                raw_key(spec),
+                spec.names.key("raw"),
                 group_name=spec.name,
                 partitions_def=daily_partitions(spec),
                 kinds={"duckdb"},
-                code_version=code_version(spec, Path(__file__).parent),
+                code_version=code_version(spec, "ingest"),
                 description=f"Source rows of `{spec.name}` for each day, as read (text), with file and checksum.",
-                metadata={"dagster/table_name": f"{spec.name}.raw", "spec_file": str(spec.path)},
+                metadata={
+                    "dagster/table_name": spec.names.table_name("raw"),
+                    "spec_file": str(spec.path),
+                },
             )
         ],
         partitions_def=daily_partitions(spec),

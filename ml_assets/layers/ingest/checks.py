@@ -4,18 +4,17 @@ import datetime as dt
 
 import dagster as dg
 
-from ml_assets.layers.ingest.assets import raw_key
+from ml_assets.core.partitions import window
+from ml_assets.core.spec import DatasetSpec
 from ml_assets.layers.ingest.logic import expected_newest_day, newest_raw_day, row_count_anomalies
-from ml_assets.partitions import window
 from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
-from ml_assets.specs import DatasetSpec
 
 
 def build_raw_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
     q = spec.quality
 
     @dg.asset_check(
-        asset=raw_key(spec),
+        asset=spec.names.key("raw"),
         name="row_count_anomaly",
         pool=WAREHOUSE_POOL,
         description=(
@@ -50,7 +49,7 @@ def build_raw_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
         )
 
     @dg.asset_check(
-        asset=raw_key(spec),
+        asset=spec.names.key("raw"),
         name="freshness",
         pool=WAREHOUSE_POOL,
         description=(

@@ -19,8 +19,8 @@ from pathlib import Path
 import duckdb
 
 from ml_assets import settings
-from ml_assets.specs import DatasetSpec, SourceSpec
-from ml_assets.sql import ident, literal
+from ml_assets.core.spec import DatasetSpec, SourceSpec
+from ml_assets.core.sql import ident, literal
 
 
 class SourceError(ValueError):

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import duckdb
 
-from ml_assets.layers.ingest.raw import raw_table
-from ml_assets.specs import DatasetSpec
-from ml_assets.sql import ident, render
+from ml_assets.core.spec import DatasetSpec
+from ml_assets.core.sql import ident, render
 
 SQL = Path(__file__).parent / "sql"
 
@@ -33,7 +32,7 @@ def row_count_anomalies(
     """
     q = spec.quality
     rows = conn.execute(
-        render(SQL / "row_count_anomaly.sql", raw_table=raw_table(spec)),
+        render(SQL / "row_count_anomaly.sql", raw_table=spec.names.table("raw")),
         {"start": start, "end": end, "trailing": q.trailing_days, "first": spec.partitions.start},
     ).fetchall()
     anomalies, judged = [], 0

@@ -16,6 +16,8 @@ from pathlib import Path
 import duckdb
 
 from ml_assets import settings
+from ml_assets.core.spec import DatasetSpec
+from ml_assets.core.sql import create_tables, ident, render, rewrite_window
 from ml_assets.layers.ingest.files import (
     SourceError,
     SourceFile,
@@ -26,20 +28,8 @@ from ml_assets.layers.ingest.files import (
     source_file,
     typed_columns_sql,
 )
-from ml_assets.specs import DatasetSpec
-from ml_assets.sql import ident, render, transaction
 
 SQL = Path(__file__).parent / "sql"
-
-RAW_LINEAGE_DDL = """
-    _event_time TIMESTAMP NOT NULL,
-    _partition_date DATE NOT NULL,
-    _source_file VARCHAR NOT NULL,
-    _source_checksum VARCHAR NOT NULL,
-    _source_row BIGINT NOT NULL,
-    _ingested_at TIMESTAMPTZ NOT NULL,
-    _run_id VARCHAR NOT NULL
-"""
 
 
 @dataclass
@@ -52,28 +42,21 @@ class RawWrite:
         return sum(self.rows_per_day.values())
 
 
-def raw_table(spec: DatasetSpec) -> str:
-    return f"{ident(spec.name)}.raw"
-
-
 def ensure_tables(conn: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> None:
-    schema = ident(spec.name)
-    cols = ",\n    ".join(f"{ident(c)} VARCHAR" for c in spec.columns)
-    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {schema}.raw (\n    {cols},{RAW_LINEAGE_DDL})")
-    conn.execute(
-        f"""CREATE TABLE IF NOT EXISTS {schema}.source_files (
-            checksum VARCHAR PRIMARY KEY, path VARCHAR NOT NULL, archived_path VARCHAR,
-            kind VARCHAR NOT NULL, format VARCHAR NOT NULL, rows BIGINT NOT NULL,
-            first_date DATE NOT NULL, last_date DATE NOT NULL, extra_columns VARCHAR[],
-            registered_at TIMESTAMPTZ NOT NULL, run_id VARCHAR NOT NULL)"""
+    create_tables(
+        conn,
+        SQL / "tables.sql",
+        schema=spec.names.schema,
+        raw_table=spec.names.table("raw"),
+        source_files_table=spec.names.table("source_files"),
+        raw_columns=",\n    ".join(f"{ident(c)} VARCHAR" for c in spec.columns),
     )
 
 
 def _known(conn: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> set[str]:
     return {
         r[0]
-        for r in conn.execute(f"SELECT checksum FROM {ident(spec.name)}.source_files").fetchall()
+        for r in conn.execute(f"SELECT checksum FROM {spec.names.table('source_files')}").fetchall()
     }
 
 
@@ -81,7 +64,7 @@ def _registered_landing(
     conn: duckdb.DuckDBPyConnection, spec: DatasetSpec, start: dt.date, end: dt.date
 ) -> list[SourceFile]:
     rows = conn.execute(
-        f"""SELECT path, checksum, format, archived_path FROM {ident(spec.name)}.source_files
+        f"""SELECT path, checksum, format, archived_path FROM {spec.names.table("source_files")}
             WHERE kind = 'landing' AND first_date <= $end AND last_date >= $start
             ORDER BY registered_at""",
         {"start": start, "end": end},
@@ -148,15 +131,11 @@ def write_raw(
         to_register.append(("landing", archived, profile))
 
     files = bundled + _registered_landing(conn, spec, start, end) + new_landing
-    table = raw_table(spec)
+    table = spec.names.table("raw")
     columns = ", ".join(ident(c) for c in spec.columns)
     struct_columns = ", ".join(f"_r.{ident(c)}" for c in spec.columns)
     params = {"start": start, "end": end, "ingested_at": ingested_at, "run_id": run_id}
-    with transaction(conn):
-        conn.execute(
-            f"DELETE FROM {table} WHERE _partition_date BETWEEN $start AND $end",
-            {"start": start, "end": end},
-        )
+    with rewrite_window(conn, [table], start, end):
         for f in files:
             sql = render(
                 SQL / "raw_insert.sql",
@@ -178,7 +157,7 @@ def write_raw(
             )
         for kind, f, profile in to_register:
             conn.execute(
-                f"""INSERT INTO {ident(spec.name)}.source_files VALUES
+                f"""INSERT INTO {spec.names.table("source_files")} VALUES
                     ($checksum, $path, $archived, $kind, $format, $rows, $first, $last, $extra, $at, $run_id)""",
                 {
                     "checksum": f.checksum,

@@ -7,11 +7,14 @@ Checks are computed inside the assets (one pass over the data) and carry `worst_
 
 import datetime as dt
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 
 from ml_assets import settings
+from ml_assets.core.lineage import code_version
+from ml_assets.core.partitions import daily_partitions, window, window_metadata
+from ml_assets.core.predictor import load_predictor
+from ml_assets.core.spec import DatasetSpec
 from ml_assets.layers.monitor.performance import realized_performance, write_performance
 from ml_assets.layers.monitor.report import (
     current_frame,
@@ -19,24 +22,9 @@ from ml_assets.layers.monitor.report import (
     window_drift,
     write_drift,
 )
-from ml_assets.layers.promote.assets import champion_key
 from ml_assets.layers.promote.champion import Champion
-from ml_assets.layers.score.assets import predictions_key
-from ml_assets.layers.sections import evaluation_of, features_of, monitoring_of, training_of
-from ml_assets.layers.train.predictor import load_predictor
-from ml_assets.lineage import code_version
-from ml_assets.partitions import daily_partitions, window, window_metadata
 from ml_assets.resources.mlflow_tracking import MlflowTracking
 from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
-from ml_assets.specs import DatasetSpec
-
-
-def drift_report_key(spec: DatasetSpec) -> dg.AssetKey:
-    return dg.AssetKey([spec.name, "drift_report"])
-
-
-def performance_key(spec: DatasetSpec) -> dg.AssetKey:
-    return dg.AssetKey([spec.name, "performance"])
 
 
 def _day_meta(day: dt.date | None, end: dt.date, summary: str) -> dict[str, dg.MetadataValue]:
@@ -49,17 +37,17 @@ def _day_meta(day: dt.date | None, end: dt.date, summary: str) -> dict[str, dg.M
 
 def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
     partitions = daily_partitions(spec)
-    monitoring = monitoring_of(spec)
-    features = features_of(spec)
-    version = code_version(spec, Path(__file__).parent)
-    drift_key, perf_key = drift_report_key(spec), performance_key(spec)
+    monitoring = spec.monitoring
+    features = spec.features
+    version = code_version(spec, "monitor")
+    drift_key, perf_key = spec.names.key("drift_report"), spec.names.key("performance")
 
     @dg.multi_asset(
-        name=f"{spec.name}__drift_report",
+        name=spec.names.op("drift_report"),
         specs=[
             dg.AssetSpec(
                 drift_key,
-                deps=[predictions_key(spec), champion_key(spec)],
+                deps=[spec.names.key("predictions"), spec.names.key("champion_model")],
                 group_name=spec.name,
                 partitions_def=partitions,
                 kinds={"duckdb", "evidently"},
@@ -68,10 +56,10 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                     "Per-day drift of every feature and of the score against the champion's "
                     "training window (full data), plus an Evidently HTML report per run."
                 ),
-                metadata={"dagster/table_name": f"{spec.name}.drift"},
+                metadata={"dagster/table_name": spec.names.table_name("drift")},
             )
         ],
-        ins={"champion_model": dg.AssetIn(champion_key(spec))},
+        ins={"champion_model": dg.AssetIn(spec.names.key("champion_model"))},
         check_specs=[
             dg.AssetCheckSpec(
                 "drift_share",
@@ -111,7 +99,7 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             features.categorical,
             monitoring,
             report_path=path,
-            seed=training_of(spec).seed,
+            seed=spec.training.seed,
         )
         with warehouse.get_connection() as conn:
             write_drift(
@@ -172,14 +160,14 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             metadata=_day_meta(worst_day, end, summary),
         )
 
-    metric = evaluation_of(spec).metric
+    metric = spec.evaluation.metric
 
     @dg.multi_asset(
-        name=f"{spec.name}__performance",
+        name=spec.names.op("performance"),
         specs=[
             dg.AssetSpec(
                 perf_key,
-                deps=[predictions_key(spec), champion_key(spec)],
+                deps=[spec.names.key("predictions"), spec.names.key("champion_model")],
                 group_name=spec.name,
                 partitions_def=partitions,
                 kinds={"duckdb"},
@@ -188,10 +176,10 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                     f"Realized {metric} of the predictions once labels arrived (trailing "
                     f"{monitoring.performance_window_days} days), against the champion's evaluation."
                 ),
-                metadata={"dagster/table_name": f"{spec.name}.performance"},
+                metadata={"dagster/table_name": spec.names.table_name("performance")},
             )
         ],
-        ins={"champion_model": dg.AssetIn(champion_key(spec))},
+        ins={"champion_model": dg.AssetIn(spec.names.key("champion_model"))},
         check_specs=[
             dg.AssetCheckSpec(
                 "degradation",
@@ -221,7 +209,7 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                 window_days=monitoring.performance_window_days,
                 min_rows=monitoring.performance_min_rows,
                 known_by=dt.datetime.now(),
-                threshold=evaluation_of(spec).threshold,
+                threshold=spec.evaluation.threshold,
             )
             write_performance(
                 conn, spec, days, metric=metric, reference=reference, run_id=context.run_id

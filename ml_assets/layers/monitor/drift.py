@@ -72,7 +72,7 @@ import pyarrow.compute as pc
 from scipy import stats
 from scipy.spatial import distance as spatial_distance
 
-from ml_assets.sql import ident, render
+from ml_assets.core.sql import ident, render
 
 SQL = Path(__file__).parent / "sql"
 
@@ -88,7 +88,6 @@ KS_EXACT_MAX_ROWS = 10_000
 
 Method = Literal["wasserstein", "jensenshannon", "ks", "chisquare", "z", "missing"]
 Kind = Literal["numeric", "categorical"]
-P_VALUE_METHODS: frozenset[str] = frozenset({"ks", "chisquare", "z"})
 
 # A table of columns: a DataFrame, an Arrow table, a DuckDB relation, or name -> array.
 Table = pd.DataFrame | pa.Table | duckdb.DuckDBPyRelation | Mapping[str, Any]
@@ -119,10 +118,6 @@ class ColumnDrift:
     unseen_categories: tuple[Any, ...] = ()  # current values absent from the reference
     unseen_share: float = 0.0  # their share of the current's non-missing values
     note: str = ""
-
-    @property
-    def is_p_value(self) -> bool:
-        return self.method in P_VALUE_METHODS
 
 
 @dataclass(frozen=True)

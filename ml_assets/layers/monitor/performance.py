@@ -15,25 +15,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from ml_assets.layers.evaluate.metrics import evaluate_predictions, higher_is_better
-from ml_assets.layers.score.logic import predictions_table
-from ml_assets.specs import DatasetSpec
-from ml_assets.sql import ident, render, transaction
+from ml_assets.core.metrics import higher_is_better
+from ml_assets.core.spec import DatasetSpec
+from ml_assets.core.sql import create_tables, render, rewrite_window
+from ml_assets.layers.evaluate.metrics import evaluate_predictions
 
 SQL = Path(__file__).parent / "sql"
-
-PERFORMANCE_DDL = """(
-    day DATE NOT NULL,
-    labelled_rows BIGINT NOT NULL,
-    trailing_rows BIGINT NOT NULL,
-    metric VARCHAR NOT NULL,
-    daily_value DOUBLE,
-    trailing_value DOUBLE,
-    reference_value DOUBLE NOT NULL,
-    degraded BOOLEAN NOT NULL,
-    model_versions VARCHAR[] NOT NULL,
-    dagster_run_id VARCHAR NOT NULL
-)"""
 
 
 @dataclass(frozen=True)
@@ -80,8 +67,8 @@ def realized_performance(
     """Per day of [start, end]: the day's and the trailing window's metric, and a verdict."""
     sql = render(
         SQL / "labelled_predictions.sql",
-        predictions_table=predictions_table(spec),
-        features_table=f"{ident(spec.name)}.features",
+        predictions_table=spec.names.table("predictions"),
+        features_table=spec.names.table("features"),
     )
     first = start - dt.timedelta(days=window_days - 1)
     frame = conn.execute(sql, {"start": first, "end": end, "known_by": known_by}).df()
@@ -125,8 +112,8 @@ def write_performance(
     run_id: str,
 ) -> None:
     """Replace the window's rows of `<ds>.performance` in one transaction."""
-    table = f"{ident(spec.name)}.performance"
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} {PERFORMANCE_DDL}")
+    table = spec.names.table("performance")
+    ensure_monitor_tables(conn, spec)
     rows = [
         (
             d.day,
@@ -142,10 +129,16 @@ def write_performance(
         )
         for d in days
     ]
-    with transaction(conn):
-        if days:
-            conn.execute(
-                f"DELETE FROM {table} WHERE day BETWEEN $start AND $end",
-                {"start": days[0].day, "end": days[-1].day},
-            )
+    if not days:
+        return
+    with rewrite_window(conn, [table], days[0].day, days[-1].day, column="day"):
         conn.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def ensure_monitor_tables(conn: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> None:
+    create_tables(
+        conn,
+        SQL / "tables.sql",
+        drift_table=spec.names.table("drift"),
+        performance_table=spec.names.table("performance"),
+    )

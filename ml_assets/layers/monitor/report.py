@@ -9,33 +9,17 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from ml_assets.core.spec import DatasetSpec, MonitoringSection
+from ml_assets.core.sql import ident, render, rewrite_window
 from ml_assets.layers.monitor.drift import DriftResult, compute_drift
 from ml_assets.layers.monitor.evidently_report import (
     EvidentlyOutcome,
     disagreements,
     evidently_report,
 )
-from ml_assets.layers.score.logic import predictions_table
-from ml_assets.layers.sections import MonitoringSection
-from ml_assets.specs import DatasetSpec
-from ml_assets.sql import ident, render, transaction
+from ml_assets.layers.monitor.performance import ensure_monitor_tables
 
 SQL = Path(__file__).parent / "sql"
-
-DRIFT_DDL = """(
-    day DATE NOT NULL,
-    feature VARCHAR NOT NULL,
-    method VARCHAR NOT NULL,
-    score DOUBLE,
-    threshold DOUBLE,
-    drifted BOOLEAN NOT NULL,
-    is_prediction BOOLEAN NOT NULL,
-    share_drifted DOUBLE NOT NULL,
-    reference_start DATE NOT NULL,
-    reference_end DATE NOT NULL,
-    model_version VARCHAR NOT NULL,
-    dagster_run_id VARCHAR NOT NULL
-)"""
 
 
 @dataclass(frozen=True)
@@ -61,7 +45,7 @@ def reference_frame(
     sql = render(
         SQL / "reference_features.sql",
         columns=", ".join(ident(c) for c in columns),
-        features_table=f"{ident(spec.name)}.features",
+        features_table=spec.names.table("features"),
     )
     return conn.execute(sql, {"start": start, "end": end}).df()
 
@@ -76,8 +60,8 @@ def current_frame(
     sql = render(
         SQL / "current_features.sql",
         feature_columns=", ".join(f"f.{ident(c)}" for c in columns),
-        features_table=f"{ident(spec.name)}.features",
-        predictions_table=predictions_table(spec),
+        features_table=spec.names.table("features"),
+        predictions_table=spec.names.table("predictions"),
     )
     frame = conn.execute(sql, {"start": start, "end": end}).df()
     frame["_partition_date"] = pd.to_datetime(frame["_partition_date"]).dt.date
@@ -145,7 +129,7 @@ def write_drift(
     run_id: str,
 ) -> None:
     """Replace the window's rows of `<ds>.drift` in one transaction."""
-    table = f"{ident(spec.name)}.drift"
+    table = spec.names.table("drift")
     rows = []
     for day, result in drift.days.items():
         frame = result.to_frame()
@@ -166,11 +150,8 @@ def write_drift(
                     run_id,
                 )
             )
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} {DRIFT_DDL}")
-    with transaction(conn):
-        conn.execute(
-            f"DELETE FROM {table} WHERE day BETWEEN $start AND $end", {"start": start, "end": end}
-        )
+    ensure_monitor_tables(conn, spec)
+    with rewrite_window(conn, [table], start, end, column="day"):
         if rows:
             conn.executemany(
                 f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows

@@ -1,34 +1,34 @@
 """`champion_model` and `model_card`: the gated move of the `champion` alias, and its card.
 
-`champion_model` runs only when every blocking gate on `model_evaluation` passed (Dagster skips it
-otherwise), so the alias can only move to a candidate that cleared them. The same asset performs
-rollbacks (config `rollback_to`), so its output always names the version the alias points at and
-everything downstream (scoring, monitoring, the card) follows it.
+`champion_model` is the one owner of registry side effects: it reads the evaluation's gates and
+either promotes the candidate (moves the alias) or rejects it (tags the version), and writes the
+audit row either way. A rejection is a decision, not a failure: the run succeeds, the failed gates
+show on `model_evaluation`, and `champion_model` emits no new materialization, so nothing
+downstream (scoring, monitoring, the card) is triggered and the champion stays what it was. The
+same asset performs rollbacks (config `rollback_to`), so each materialization names the version
+the alias points at.
 """
 
 import datetime as dt
-import pickle
-from pathlib import Path
+from collections.abc import Iterator
 
 import dagster as dg
 from pydantic import Field
 
 from ml_assets import settings
-from ml_assets.automation.retrain import TRIGGER_TAG
-from ml_assets.layers.evaluate.assets import model_evaluation_key
+from ml_assets.core.lineage import code_version
+from ml_assets.core.model import ModelRef
+from ml_assets.core.predictor import registered_ref
+from ml_assets.core.spec import DatasetSpec
+from ml_assets.core.tags import trigger_of
 from ml_assets.layers.evaluate.logic import Evaluation
+from ml_assets.layers.evaluate.record import load_record
 from ml_assets.layers.promote.audit import decisions
 from ml_assets.layers.promote.card import model_links, render_model_card
-from ml_assets.layers.promote.champion import Champion, metrics_json
+from ml_assets.layers.promote.champion import Champion
 from ml_assets.layers.promote.decide import decide, rollback_and_record
-from ml_assets.layers.sections import evaluation_of, monitoring_of
-from ml_assets.layers.train.assets import model_candidate_key
-from ml_assets.layers.train.predictor import registered_ref
-from ml_assets.lineage import code_version
-from ml_assets.models import ModelRef
 from ml_assets.resources.mlflow_tracking import MlflowTracking
 from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
-from ml_assets.specs import DatasetSpec
 
 
 class ChampionConfig(dg.Config):
@@ -40,34 +40,23 @@ class ChampionConfig(dg.Config):
     reason: str = Field("", description="Why (recorded in the audit trail).")
 
 
-def champion_key(spec: DatasetSpec) -> dg.AssetKey:
-    return dg.AssetKey([spec.name, "champion_model"])
-
-
-def model_card_key(spec: DatasetSpec) -> dg.AssetKey:
-    return dg.AssetKey([spec.name, "model_card"])
-
-
-def evaluation_path(spec: DatasetSpec, version: str) -> Path:
-    """Where a version's Evaluation is kept, so a rollback can rebuild that version's card."""
-    return settings.reports_dir() / spec.name / "evaluation" / f"v{version}" / "evaluation.pkl"
-
-
 def build_promote_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
-    metric = evaluation_of(spec).metric
-    version = code_version(spec, Path(__file__).parent)
-    max_age = dt.timedelta(days=monitoring_of(spec).champion_max_age_days)
+    metric = spec.evaluation.metric
+    version = code_version(spec, "promote")
+    max_age = dt.timedelta(days=spec.monitoring.champion_max_age_days)
 
     @dg.asset(
-        key=champion_key(spec),
+        key=spec.names.key("champion_model"),
         ins={
-            "model_evaluation": dg.AssetIn(model_evaluation_key(spec)),
-            "model_candidate": dg.AssetIn(model_candidate_key(spec)),
+            "model_evaluation": dg.AssetIn(spec.names.key("model_evaluation")),
+            "model_candidate": dg.AssetIn(spec.names.key("model_candidate")),
         },
         group_name=spec.name,
         kinds={"mlflow"},
         code_version=version,
         pool=WAREHOUSE_POOL,
+        # No output on a rejection: the champion did not change, so nothing downstream runs.
+        output_required=False,
         # Wall-clock freshness shown in the UI; data-time staleness drives the retrain sensor.
         freshness_policy=dg.FreshnessPolicy.time_window(fail_window=max_age),
     )
@@ -78,9 +67,9 @@ def build_promote_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         model_candidate: ModelRef,
         warehouse: Warehouse,
         mlflow: MlflowTracking,
-    ) -> dg.Output[Champion]:
+    ) -> Iterator[dg.Output[Champion]]:
         """The model version the `champion` alias points at, and what it was judged on."""
-        trigger = context.run.tags.get(TRIGGER_TAG, "manual")
+        trigger = trigger_of(context.run.tags)
         common = {
             "dataset": spec.name,
             "model_name": model_candidate.registered_name,
@@ -108,12 +97,6 @@ def build_promote_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                 ]
                 metrics = dict(judged[-1].metrics) if judged else {}
             else:
-                evaluation_path(spec, model_candidate.version).parent.mkdir(
-                    parents=True, exist_ok=True
-                )
-                evaluation_path(spec, model_candidate.version).write_bytes(
-                    pickle.dumps(model_evaluation)
-                )
                 decision = decide(
                     mlflow,
                     conn,
@@ -122,28 +105,28 @@ def build_promote_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                     metrics=model_evaluation.metrics,
                     **common,
                 )
-                if decision.decision != "promoted":
-                    raise RuntimeError(
-                        f"gates passed but the decision was {decision.decision}: {decision.reason}"
+                if decision.decision == "rejected":
+                    context.log.info(
+                        f"{model_candidate.uri} rejected; champion stays "
+                        f"v{decision.new_champion_version or '(none)'}: {decision.reason}"
                     )
+                    return
                 ref = model_candidate
                 metrics = model_evaluation.metrics.to_json()
         champion = Champion(
             ref=ref,
             metric=metric,
             metric_value=float(metrics.get(metric) or float("nan")),
-            metrics=metrics_json(
-                {
-                    k: float("nan") if v is None else float(v)
-                    for k, v in metrics.items()
-                    if isinstance(v, int | float) or v is None
-                }
-            ),
+            metrics={
+                k: None if v is None else float(v)
+                for k, v in metrics.items()
+                if v is None or isinstance(v, int | float)
+            },
             decision=decision.decision,
             decided_at=decision.decided_at.isoformat(),
         )
         links = model_links(mlflow, ref)
-        return dg.Output(
+        yield dg.Output(
             champion,
             metadata={
                 "model_version": dg.MetadataValue.text(ref.version),
@@ -164,40 +147,36 @@ def build_promote_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         )
 
     @dg.asset(
-        key=model_card_key(spec),
-        ins={
-            "champion_model": dg.AssetIn(champion_key(spec)),
-            "model_evaluation": dg.AssetIn(model_evaluation_key(spec)),
-        },
+        key=spec.names.key("model_card"),
+        ins={"champion_model": dg.AssetIn(spec.names.key("champion_model"))},
         group_name=spec.name,
         kinds={"markdown"},
         code_version=version,
         pool=WAREHOUSE_POOL,
     )
     def model_card(
-        champion_model: Champion,
-        model_evaluation: Evaluation,
-        warehouse: Warehouse,
-        mlflow: MlflowTracking,
+        champion_model: Champion, warehouse: Warehouse, mlflow: MlflowTracking
     ) -> dg.MaterializeResult:
-        """The champion's model card, generated from lineage on every champion change."""
+        """The champion's model card, generated from lineage on every champion change.
+
+        The evaluation comes from the champion's own MLflow run (recorded by `model_evaluation`),
+        so a card after a rollback shows the restored version's evaluation, not the newest one.
+        """
         ref = champion_model.ref
-        evaluation = model_evaluation
-        if evaluation.metrics.rows and champion_model.decision == "rollback":
-            evaluation = pickle.loads(evaluation_path(spec, ref.version).read_bytes())
+        record = load_record(mlflow, ref)
         with warehouse.get_connection() as conn:
             history = decisions(conn, spec.name, ref.registered_name)
         latest = history[-1]
         card = render_model_card(
             spec,
             ref,
-            evaluation.metrics,
-            evaluation.slices,
-            evaluation.importance,
-            evaluation.gates,
+            record.metrics,
+            record.slices,
+            record.importance,
+            record.gates,
             latest,
             model_links(mlflow, ref),
-            evaluation_window=ref.train_window,
+            evaluation_window=record.holdout,
             history=history,
         )
         path = settings.reports_dir() / spec.name / "model_card.md"

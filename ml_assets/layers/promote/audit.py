@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,8 @@ from typing import Literal
 
 import duckdb
 
-from ml_assets.sql import render, table_exists, transaction
+from ml_assets.core.jsonable import json_ready
+from ml_assets.core.sql import render, table_exists, transaction
 
 SQL = Path(__file__).parent / "sql"
 TABLE = "governance.model_decisions"
@@ -44,17 +44,7 @@ class Decision:
 
 def _json(value: object) -> str:
     """Strict JSON: NaN/inf (which JSON cannot carry) become null rather than invalid text."""
-
-    def clean(v: object) -> object:
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, Mapping):
-            return {str(k): clean(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [clean(x) for x in v]
-        return v
-
-    return json.dumps(clean(value), allow_nan=False, default=str)
+    return json.dumps(json_ready(value), allow_nan=False, default=str)
 
 
 def ensure_audit_table(conn: duckdb.DuckDBPyConnection) -> None:

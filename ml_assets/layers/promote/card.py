@@ -10,14 +10,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ml_assets.core.model import ModelRef
+from ml_assets.core.spec import DatasetSpec
 from ml_assets.layers.evaluate.gates import GateResult
 from ml_assets.layers.evaluate.metrics import Metrics
 from ml_assets.layers.evaluate.report import fmt, gates_table, markdown_table, slices_table
 from ml_assets.layers.evaluate.slices import SliceReport
 from ml_assets.layers.promote.audit import Decision
-from ml_assets.models import ModelRef
 from ml_assets.resources.mlflow_tracking import MlflowTracking
-from ml_assets.specs import DatasetSpec
 
 SECTIONS = (
     "Intended use",

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from ml_assets.models import ModelRef
+from ml_assets.core.model import ModelRef
 
 
 @dataclass(frozen=True)
@@ -18,12 +17,3 @@ class Champion:
     metrics: dict[str, float | None]
     decision: str  # promoted | rollback
     decided_at: str
-
-
-def metrics_json(values: dict[str, float]) -> dict[str, float | None]:
-    """Metric values with NaN as None, so they survive JSON and Dagster metadata."""
-    return {k: (None if v != v else float(v)) for k, v in values.items()}
-
-
-def dumps(values: dict) -> str:
-    return json.dumps(values, sort_keys=True)

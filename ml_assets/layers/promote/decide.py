@@ -14,18 +14,13 @@ from collections.abc import Mapping, Sequence
 
 import duckdb
 
+from ml_assets.core.predictor import current_champion
+from ml_assets.core.sql import transaction
 from ml_assets.layers.evaluate.gates import GateResult, verdict
 from ml_assets.layers.evaluate.metrics import Metrics
 from ml_assets.layers.promote.audit import Decision, insert_decision
-from ml_assets.layers.promote.registry import (
-    current_champion,
-    promote,
-    reject,
-    rollback,
-    rollback_target,
-)
+from ml_assets.layers.promote.registry import promote, reject, rollback, rollback_target
 from ml_assets.resources.mlflow_tracking import MlflowTracking
-from ml_assets.sql import transaction
 
 
 def decide(

@@ -15,10 +15,10 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from ml_assets.core.predictor import CHAMPION, current_champion
 from ml_assets.layers.evaluate.gates import Verdict
 from ml_assets.resources.mlflow_tracking import MlflowTracking
 
-CHAMPION = "champion"
 # MLflow caps model version tag values at 5000 characters.
 MAX_TAG = 5000
 
@@ -52,18 +52,6 @@ def _version(client: MlflowClient, name: str, version: str) -> ModelVersion:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             raise PromotionRefused(f"model {name!r} has no version {version!r}") from None
         raise
-
-
-def current_champion(tracking: MlflowTracking, name: str) -> str | None:
-    """The version the `champion` alias points at; None for no alias or no registered model."""
-    try:
-        aliases = tracking.client().get_registered_model(name).aliases
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return None
-        raise
-    version = aliases.get(CHAMPION)
-    return None if version is None else str(version)
 
 
 def promote(

@@ -1,47 +1,40 @@
 """`predictions`: each day's features scored by the champion, every row with its lineage."""
 
 import datetime as dt
-from pathlib import Path
 
 import dagster as dg
 
-from ml_assets.layers.features.assets import features_key
-from ml_assets.layers.promote.assets import champion_key
+from ml_assets.core.lineage import code_version
+from ml_assets.core.partitions import daily_partitions, window, window_metadata
+from ml_assets.core.predictor import load_predictor
+from ml_assets.core.spec import DatasetSpec
 from ml_assets.layers.promote.champion import Champion
 from ml_assets.layers.score.logic import score_window, unscored
-from ml_assets.layers.train.predictor import load_predictor
-from ml_assets.lineage import code_version
-from ml_assets.partitions import daily_partitions, window, window_metadata
 from ml_assets.resources.mlflow_tracking import MlflowTracking
 from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
-from ml_assets.specs import DatasetSpec
-
-
-def predictions_key(spec: DatasetSpec) -> dg.AssetKey:
-    return dg.AssetKey([spec.name, "predictions"])
 
 
 def build_score_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
     partitions = daily_partitions(spec)
 
     @dg.multi_asset(
-        name=f"{spec.name}__predictions",
+        name=spec.names.op("predictions"),
         specs=[
             dg.AssetSpec(
-                predictions_key(spec),
-                deps=[features_key(spec), champion_key(spec)],
+                spec.names.key("predictions"),
+                deps=[spec.names.key("features"), spec.names.key("champion_model")],
                 group_name=spec.name,
                 partitions_def=partitions,
                 kinds={"duckdb", "mlflow"},
-                code_version=code_version(spec, Path(__file__).parent),
+                code_version=code_version(spec, "score"),
                 description=(
                     "Each feature row scored by the champion, with model name, version, MLflow run, "
                     "feature partition, Dagster run and scoring time."
                 ),
-                metadata={"dagster/table_name": f"{spec.name}.predictions"},
+                metadata={"dagster/table_name": spec.names.table_name("predictions")},
             )
         ],
-        ins={"champion_model": dg.AssetIn(champion_key(spec))},
+        ins={"champion_model": dg.AssetIn(spec.names.key("champion_model"))},
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL,
@@ -81,7 +74,7 @@ def build_score_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
 
 def build_score_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
     @dg.asset_check(
-        asset=predictions_key(spec),
+        asset=spec.names.key("predictions"),
         name="every_row_scored",
         pool=WAREHOUSE_POOL,
         blocking=True,

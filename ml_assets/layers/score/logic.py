@@ -9,24 +9,11 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from ml_assets.models import Predictor
-from ml_assets.specs import DatasetSpec
-from ml_assets.sql import ident, render, transaction
+from ml_assets.core.model import Predictor
+from ml_assets.core.spec import DatasetSpec
+from ml_assets.core.sql import create_tables, ident, render, rewrite_window
 
 SQL = Path(__file__).parent / "sql"
-
-PREDICTIONS_DDL = """(
-    _key VARCHAR NOT NULL,
-    _event_time TIMESTAMP NOT NULL,
-    _partition_date DATE NOT NULL,
-    score DOUBLE NOT NULL,
-    model_name VARCHAR NOT NULL,
-    model_version VARCHAR NOT NULL,
-    mlflow_run_id VARCHAR NOT NULL,
-    feature_partition DATE NOT NULL,
-    dagster_run_id VARCHAR NOT NULL,
-    scored_at TIMESTAMPTZ NOT NULL
-)"""
 
 
 @dataclass(frozen=True)
@@ -34,10 +21,6 @@ class ScoreWrite:
     rows: int
     rows_per_day: dict[dt.date, int]
     score_mean: float | None
-
-
-def predictions_table(spec: DatasetSpec) -> str:
-    return f"{ident(spec.name)}.predictions"
 
 
 def features_frame(
@@ -49,7 +32,7 @@ def features_frame(
 ) -> pd.DataFrame:
     sql = render(
         SQL / "features_window.sql",
-        features_table=f"{ident(spec.name)}.features",
+        features_table=spec.names.table("features"),
         feature_columns=", ".join(ident(c) for c in features),
     )
     return conn.execute(sql, {"start": start, "end": end}).df()
@@ -83,13 +66,9 @@ def score_window(
             "scored_at": scored_at,
         }
     )
-    table = predictions_table(spec)
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} {PREDICTIONS_DDL}")
-    with transaction(conn):
-        conn.execute(
-            f"DELETE FROM {table} WHERE _partition_date BETWEEN $start AND $end",
-            {"start": start, "end": end},
-        )
+    table = spec.names.table("predictions")
+    create_tables(conn, SQL / "tables.sql", predictions_table=table)
+    with rewrite_window(conn, [table], start, end):
         conn.register("_scored", out)
         conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _scored")
         conn.unregister("_scored")
@@ -106,7 +85,7 @@ def unscored(
 ) -> list[tuple[dt.date, int, list[str]]]:
     sql = render(
         SQL / "unscored.sql",
-        features_table=f"{ident(spec.name)}.features",
-        predictions_table=predictions_table(spec),
+        features_table=spec.names.table("features"),
+        predictions_table=spec.names.table("predictions"),
     )
     return [tuple(r) for r in conn.execute(sql, {"start": start, "end": end}).fetchall()]

@@ -2,13 +2,16 @@
 
 import datetime as dt
 import time
-from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
-from ml_assets.automation.retrain import TRIGGER_TAG
-from ml_assets.layers.sections import features_of, training_of
+from ml_assets.core.lineage import code_version
+from ml_assets.core.matrix import declared_schema
+from ml_assets.core.model import ModelRef
+from ml_assets.core.partitions import window_metadata
+from ml_assets.core.spec import DatasetSpec
+from ml_assets.core.tags import trigger_of
 from ml_assets.layers.train.dataset import (
     TrainingSetInfo,
     data_version,
@@ -18,15 +21,10 @@ from ml_assets.layers.train.dataset import (
     resolve_as_of,
     write_training_set,
 )
-from ml_assets.layers.train.preprocessing import declared_schema
-from ml_assets.layers.train.tracking import experiment_name, log_candidate
+from ml_assets.layers.train.tracking import log_candidate
 from ml_assets.layers.train.training import train_candidate
-from ml_assets.lineage import code_version
-from ml_assets.models import ModelRef
-from ml_assets.partitions import window_metadata
 from ml_assets.resources.mlflow_tracking import MlflowTracking
 from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
-from ml_assets.specs import DatasetSpec
 
 
 class TrainingSetConfig(dg.Config):
@@ -38,18 +36,6 @@ class TrainingSetConfig(dg.Config):
             "features day)."
         ),
     )
-
-
-def features_key(spec: DatasetSpec) -> dg.AssetKey:
-    return dg.AssetKey([spec.name, "features"])
-
-
-def training_set_key(spec: DatasetSpec) -> dg.AssetKey:
-    return dg.AssetKey([spec.name, "training_set"])
-
-
-def model_candidate_key(spec: DatasetSpec) -> dg.AssetKey:
-    return dg.AssetKey([spec.name, "model_candidate"])
 
 
 def training_set_metadata(info: TrainingSetInfo) -> dict[str, dg.MetadataValue]:
@@ -85,14 +71,14 @@ def training_set_metadata(info: TrainingSetInfo) -> dict[str, dg.MetadataValue]:
 
 def build_train_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
     """`<ds>/training_set` and `<ds>/model_candidate`; the spec needs `features` and `training`."""
-    training = training_of(spec)
-    declared = declared_schema(features_of(spec))
-    version = code_version(spec, Path(__file__).parent)
+    training = spec.training
+    declared = declared_schema(spec.features)
+    version = code_version(spec, "train")
     task = spec.label.kind
 
     @dg.asset(
-        key=training_set_key(spec),
-        deps=[features_key(spec)],
+        key=spec.names.key("training_set"),
+        deps=[spec.names.key("features")],
         group_name=spec.name,
         kinds={"duckdb"},
         code_version=version,
@@ -102,7 +88,7 @@ def build_train_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             f"split by time: the last {training.split.test_days} days test, the "
             f"{training.split.validation_days} before validation, the rest train."
         ),
-        metadata={"dagster/table_name": f"{spec.name}.training_set"},
+        metadata={"dagster/table_name": spec.names.table_name("training_set")},
     )
     def training_set(
         context: dg.AssetExecutionContext, config: TrainingSetConfig, warehouse: Warehouse
@@ -115,7 +101,7 @@ def build_train_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             stats, digest = write_training_set(conn, spec, window)
         info = TrainingSetInfo(
             dataset=spec.name,
-            table=f"{spec.name}.training_set",
+            table=spec.names.table_name("training_set"),
             task=task,
             as_of=as_of,
             as_of_rule=rule,
@@ -131,8 +117,8 @@ def build_train_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         return dg.Output(info, metadata=training_set_metadata(info))
 
     @dg.asset(
-        key=model_candidate_key(spec),
-        ins={"training_set": dg.AssetIn(training_set_key(spec))},
+        key=spec.names.key("model_candidate"),
+        ins={"training_set": dg.AssetIn(spec.names.key("training_set"))},
         group_name=spec.name,
         kinds={"mlflow", "xgboost", "scikitlearn"},
         code_version=version,
@@ -173,7 +159,7 @@ def build_train_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                 "code_version": version,
                 # Why this training ran (e.g. `drift_report:severe_drift@2013-07-31`): set by
                 # the retrain sensor, so a retrain traces back to the check that caused it.
-                "trigger": context.run.tags.get(TRIGGER_TAG, "manual"),
+                "trigger": trigger_of(context.run.tags),
             },
         )
         ref = logged.ref
@@ -192,7 +178,7 @@ def build_train_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                 },
                 "validation_metrics": dg.MetadataValue.json(validation),
                 "params": dg.MetadataValue.json(candidate.best.params),
-                "mlflow_experiment": dg.MetadataValue.text(experiment_name(spec)),
+                "mlflow_experiment": dg.MetadataValue.text(spec.names.experiment()),
                 "mlflow_run_id": dg.MetadataValue.text(logged.run_id),
                 "mlflow_run_url": dg.MetadataValue.url(
                     mlflow.run_url(logged.experiment_id, logged.run_id)

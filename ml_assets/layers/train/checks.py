@@ -4,10 +4,9 @@ import itertools
 
 import dagster as dg
 
-from ml_assets.layers.train.assets import training_set_key
+from ml_assets.core.spec import DatasetSpec
 from ml_assets.layers.train.dataset import SPLITS, SplitIntegrity, split_integrity
 from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
-from ml_assets.specs import DatasetSpec
 
 
 def split_problems(splits: list[SplitIntegrity], task: str) -> list[str]:
@@ -38,7 +37,7 @@ def split_problems(splits: list[SplitIntegrity], task: str) -> list[str]:
 
 def build_train_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
     @dg.asset_check(
-        asset=training_set_key(spec),
+        asset=spec.names.key("training_set"),
         name="split_integrity",
         blocking=True,
         pool=WAREHOUSE_POOL,

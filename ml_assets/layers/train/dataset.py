@@ -13,9 +13,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from ml_assets.layers.sections import TrainingSection, features_of
-from ml_assets.specs import DatasetSpec, SpecError
-from ml_assets.sql import ident, render, table_exists, transaction
+from ml_assets.core.spec import DatasetSpec, SpecError, TrainingSection
+from ml_assets.core.sql import ident, render, table_exists, transaction
 
 SQL = Path(__file__).parent / "sql"
 SPLITS = ("train", "validation", "test")
@@ -110,14 +109,6 @@ class TrainingSetInfo:
         return sum(s.null_label_rows for s in self.splits)
 
 
-def features_table(spec: DatasetSpec) -> str:
-    return f"{ident(spec.name)}.features"
-
-
-def training_set_table(spec: DatasetSpec) -> str:
-    return f"{ident(spec.name)}.training_set"
-
-
 def require_features(conn: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> None:
     """The features table exists and has every column the model needs."""
     if not table_exists(conn, spec.name, "features"):
@@ -133,7 +124,7 @@ def require_features(conn: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> None
         ).fetchall()
     }
     needed = ["_key", "_event_time", "_partition_date", "_label", "_label_known_at"]
-    missing = [c for c in [*needed, *features_of(spec).columns] if c not in have]
+    missing = [c for c in [*needed, *spec.features.columns] if c not in have]
     if missing:
         raise ValueError(f"table {spec.name}.features is missing columns {missing}")
 
@@ -148,7 +139,7 @@ def resolve_as_of(
     missing or not yet final.
     """
     labelled, newest, frontier = conn.execute(
-        render(SQL / "labelled_day.sql", features=features_table(spec)), {"now": now}
+        render(SQL / "labelled_day.sql", features=spec.names.table("features")), {"now": now}
     ).fetchone()
     if newest is None:
         raise ValueError(f"table {spec.name}.features has no rows")
@@ -172,7 +163,7 @@ def resolve_as_of(
 
 
 def _feature_columns(spec: DatasetSpec) -> str:
-    cols = features_of(spec).columns
+    cols = spec.features.columns
     return ",\n    ".join(
         f"CAST({ident(c)} AS {'VARCHAR' if f.kind == 'categorical' else 'DOUBLE'}) AS {ident(c)}"
         for c, f in cols.items()
@@ -183,7 +174,7 @@ def window_stats(
     conn: duckdb.DuckDBPyConnection, spec: DatasetSpec, window: Window
 ) -> tuple[SplitStats, ...]:
     rows = conn.execute(
-        render(SQL / "window_stats.sql", features=features_table(spec), split=SPLIT_CASE),
+        render(SQL / "window_stats.sql", features=spec.names.table("features"), split=SPLIT_CASE),
         window.params(),
     ).fetchall()
     found = {r[0]: SplitStats(*r) for r in rows}
@@ -200,15 +191,15 @@ def write_training_set(
     empty = [f"{s.split} {bounds[s.split][0]}..{bounds[s.split][1]}" for s in stats if not s.rows]
     if empty:
         raise ValueError(
-            f"{spec.name}.features has no labelled rows for split(s) {', '.join(empty)}; "
+            f"{spec.names.table_name('features')} has no labelled rows for split(s) {', '.join(empty)}; "
             "choose another as_of or materialize those feature partitions"
         )
     with transaction(conn):
         conn.execute(
             render(
                 SQL / "training_set.sql",
-                training_set=training_set_table(spec),
-                features=features_table(spec),
+                training_set=spec.names.table("training_set"),
+                features=spec.names.table("features"),
                 feature_columns=_feature_columns(spec),
                 split=SPLIT_CASE,
             ),
@@ -220,7 +211,7 @@ def write_training_set(
 def data_version(conn: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> str:
     """Content hash of the training set table (see sql/data_version.sql), 16 hex digits."""
     (digest,) = conn.execute(
-        render(SQL / "data_version.sql", training_set=training_set_table(spec))
+        render(SQL / "data_version.sql", training_set=spec.names.table("training_set"))
     ).fetchone()
     return digest[:16]
 
@@ -228,7 +219,7 @@ def data_version(conn: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> str:
 def read_training_set(conn: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> pd.DataFrame:
     """The whole training set in time order, for the model boundary (pandas from here on)."""
     return conn.execute(
-        f"SELECT * FROM {training_set_table(spec)} ORDER BY _partition_date, _event_time, _key"
+        f"SELECT * FROM {spec.names.table('training_set')} ORDER BY _partition_date, _event_time, _key"
     ).df()
 
 
@@ -248,6 +239,6 @@ class SplitIntegrity:
 
 def split_integrity(conn: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> list[SplitIntegrity]:
     rows = conn.execute(
-        render(SQL / "split_integrity.sql", training_set=training_set_table(spec))
+        render(SQL / "split_integrity.sql", training_set=spec.names.table("training_set"))
     ).fetchall()
     return [SplitIntegrity(*r) for r in rows]

@@ -8,7 +8,7 @@ take the `model_matrix` frame, so they see identical columns.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,10 +20,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from xgboost import XGBClassifier, XGBRegressor
 
-from ml_assets.layers.train.preprocessing import FeatureSchema
-
-Family = Literal["xgboost", "linear"]
-Task = Literal["binary", "regression"]
+from ml_assets.core.matrix import FeatureSchema, to_text_categoricals
+from ml_assets.core.model import Family, Task
 
 # One thread: training shares the machine with DuckDB and other steps, and XGBoost's OpenMP
 # threads busy-wait; on a loaded 2-core box 2 threads took 3-4x longer than 1 (measured: 12-17 s
@@ -44,9 +42,6 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
     "linear_binary": {"C": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]},
     "linear_regression": {"alpha": [0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0]},
 }
-
-# Primary metric per task and whether higher is better; the others are logged beside it.
-PRIMARY: dict[str, tuple[str, bool]] = {"binary": ("roc_auc", True), "regression": ("rmse", False)}
 
 
 def grid(family: Family, task: Task) -> list[dict[str, Any]]:
@@ -104,24 +99,6 @@ def fit(model, X: pd.DataFrame, y: np.ndarray):
     return model.fit(X, y)
 
 
-def predict(model, task: Task, X: pd.DataFrame) -> np.ndarray:
-    """Probability of the positive class (binary) or the predicted value (regression), float64."""
-    if isinstance(model, Pipeline):
-        X = to_text_categoricals(X)
-    out = model.predict_proba(X)[:, 1] if task == "binary" else model.predict(X)
-    return np.asarray(out, dtype="float64")
-
-
-def to_text_categoricals(X: pd.DataFrame) -> pd.DataFrame:
-    cats = [c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]
-    if not cats:
-        return X
-    out = X.copy()
-    for c in cats:
-        out[c] = X[c].astype(object).where(X[c].notna(), np.nan)
-    return out
-
-
 def metrics(task: Task, y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """Binary: ROC AUC and log loss; regression: RMSE and MAE (plus the label mean for context)."""
     if task == "binary":
@@ -137,8 +114,3 @@ def metrics(task: Task, y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
         "mae": float(mean_absolute_error(y, pred)),
         "label_mean": float(np.mean(y)),
     }
-
-
-def better(task: Task, a: float, b: float) -> bool:
-    """Is primary-metric value `a` strictly better than `b`?"""
-    return a > b if PRIMARY[task][1] else a < b

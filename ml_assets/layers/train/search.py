@@ -16,18 +16,16 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from ml_assets.core.matrix import FeatureSchema
+from ml_assets.core.metrics import PRIMARY, better, higher_is_better
+from ml_assets.core.model import Family, Task
+from ml_assets.core.predictor import predict
 from ml_assets.layers.train.families import (
-    PRIMARY,
-    Family,
-    Task,
-    better,
     fit,
     grid,
     make_model,
     metrics,
-    predict,
 )
-from ml_assets.layers.train.preprocessing import FeatureSchema
 
 MIN_HALVING_ROWS = 200
 
@@ -62,7 +60,7 @@ class FamilyResult:
     seconds: float = 0.0
 
     def primary(self, task: Task) -> float:
-        return self.validation_metrics[PRIMARY[task][0]]
+        return self.validation_metrics[PRIMARY[task]]
 
 
 def draw(family: Family, task: Task, budget: int, seed: int) -> list[dict[str, Any]]:
@@ -104,7 +102,7 @@ def search_family(
 ) -> FamilyResult:
     """Try `budget` parameter sets, keep the best on validation (ties: the earlier draw)."""
     started = time.perf_counter()
-    metric = PRIMARY[task][0]
+    metric = PRIMARY[task]
     candidates = draw(family, task, budget, seed)
     trials: list[Trial] = []
     n = len(train.y)
@@ -121,14 +119,14 @@ def search_family(
             keep = max(1, math.ceil(len(candidates) / 2))
             order = sorted(
                 range(len(scored)),
-                key=lambda i: (-scored[i][0] if PRIMARY[task][1] else scored[i][0], i),
+                key=lambda i: (-scored[i][0] if higher_is_better(metric) else scored[i][0], i),
             )
             candidates = [scored[i][1] for i in sorted(order[:keep])]
     best: tuple[Any, Trial, np.ndarray] | None = None
     for params in candidates:
         result = _score(family, task, params, schema, seed, train, valid, n)
         trials.append(result[1])
-        if best is None or better(task, result[1].validation[metric], best[1].validation[metric]):
+        if best is None or better(metric, result[1].validation[metric], best[1].validation[metric]):
             best = result
     if best is None:
         raise ValueError(f"no parameter sets to try for {family}: search budget is {budget}")

@@ -27,15 +27,14 @@ from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.models import infer_signature
 
-from ml_assets.layers.sections import training_of
+from ml_assets.core.model import ModelRef
+from ml_assets.core.predictor import CHALLENGER
+from ml_assets.core.spec import DatasetSpec
 from ml_assets.layers.train.dataset import TrainingSetInfo
 from ml_assets.layers.train.search import FamilyResult
 from ml_assets.layers.train.training import Candidate
-from ml_assets.models import ModelRef
 from ml_assets.resources.mlflow_tracking import MlflowTracking
-from ml_assets.specs import DatasetSpec
 
-CHALLENGER = "challenger"
 MODEL_NAME = "model"  # name of the logged model inside its run
 PREDICTIONS_SAMPLE = "validation_predictions.parquet"
 SAMPLE_ROWS = 2000
@@ -44,12 +43,8 @@ MAX_TAG = 4000
 SKOPS_TRUSTED_TYPES = ["numpy.dtype"]
 
 
-def experiment_name(spec: DatasetSpec) -> str:
-    return f"ml_assets/{spec.name}"
-
-
 def registered_model_name(spec: DatasetSpec) -> str:
-    return training_of(spec).registered_model_name or f"{spec.name}_model"
+    return spec.training.registered_model_name or f"{spec.name}_model"
 
 
 @dataclass(frozen=True)
@@ -113,7 +108,7 @@ def _dataset_reference(
         resolved = resolve_dataset_source(source)
     return MetaDataset(
         resolved,
-        name=f"{spec.name}.training_set",
+        name=spec.names.table_name("training_set"),
         digest=info.data_version,
         schema=infer_signature(rows.head(1000)).inputs,
     )
@@ -130,7 +125,7 @@ def log_candidate(
     tags: Mapping[str, str],
 ) -> LoggedCandidate:
     """Log both families, register the winner and point the `challenger` alias at it."""
-    training = training_of(spec)
+    training = spec.training
     schema = candidate.schema
     window = (info.window.start.isoformat(), info.window.end.isoformat())
     run_tags = {
@@ -154,7 +149,7 @@ def log_candidate(
         "task": candidate.task,
         "data_version": info.data_version,
     }
-    experiment = experiment_name(spec)
+    experiment = spec.names.experiment()
     family_runs: dict[str, str] = {}
     model_uris: dict[str, str] = {}
     with tracking.start_run(

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml_assets.layers.sections import TrainingSection
-from ml_assets.layers.train.families import PRIMARY, Family, Task, better
-from ml_assets.layers.train.preprocessing import FeatureSchema, fit_schema, model_matrix
+from ml_assets.core.matrix import FeatureSchema, fit_schema, model_matrix
+from ml_assets.core.metrics import PRIMARY, better
+from ml_assets.core.model import Family, Task
+from ml_assets.core.spec import TrainingSection
 from ml_assets.layers.train.search import FamilyResult, Split, search_family
 
 
@@ -32,7 +33,7 @@ class Candidate:
 
     @property
     def primary_metric(self) -> str:
-        return PRIMARY[self.task][0]
+        return PRIMARY[self.task]
 
 
 def to_split(frame: pd.DataFrame, schema: FeatureSchema) -> Split:
@@ -68,7 +69,7 @@ def train_candidate(
             seed=training.seed,
         )
         if chosen is None or better(
-            task, results[family].primary(task), results[chosen].primary(task)
+            PRIMARY[task], results[family].primary(task), results[chosen].primary(task)
         ):
             chosen = family
     if chosen is None:

@@ -2,57 +2,47 @@
 
 import datetime as dt
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 
-from ml_assets.layers.ingest.assets import raw_key
+from ml_assets.core.lineage import code_version
+from ml_assets.core.partitions import daily_partitions, window, window_metadata
+from ml_assets.core.spec import DatasetSpec
 from ml_assets.layers.validate.logic import reason_counts, write_validated
-from ml_assets.lineage import code_version
-from ml_assets.partitions import daily_partitions, window, window_metadata
 from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
-from ml_assets.specs import DatasetSpec
-
-
-def validated_key(spec: DatasetSpec) -> dg.AssetKey:
-    return dg.AssetKey([spec.name, "validated"])
-
-
-def quarantine_key(spec: DatasetSpec) -> dg.AssetKey:
-    return dg.AssetKey([spec.name, "quarantine"])
 
 
 def build_validate_assets(spec: DatasetSpec) -> dg.AssetsDefinition:
     partitions = daily_partitions(spec)
-    version = code_version(spec, Path(__file__).parent)
+    version = code_version(spec, "validate")
     contract = {c: col.model_dump(exclude_none=True) for c, col in spec.contract.columns.items()}
 
     @dg.multi_asset(
-        name=f"{spec.name}__validate",
+        name=spec.names.op("validate"),
         specs=[
             dg.AssetSpec(
-                validated_key(spec),
-                deps=[raw_key(spec)],
+                spec.names.key("validated"),
+                deps=[spec.names.key("raw")],
                 group_name=spec.name,
                 partitions_def=partitions,
                 kinds={"duckdb"},
                 code_version=version,
                 description=f"Rows of `{spec.name}` that meet the data contract, typed, with label and key.",
                 metadata={
-                    "dagster/table_name": f"{spec.name}.validated",
+                    "dagster/table_name": spec.names.table_name("validated"),
                     "contract": dg.MetadataValue.json(contract),
                     "unique_key": dg.MetadataValue.json(spec.contract.unique_key),
                 },
             ),
             dg.AssetSpec(
-                quarantine_key(spec),
-                deps=[raw_key(spec)],
+                spec.names.key("quarantine"),
+                deps=[spec.names.key("raw")],
                 group_name=spec.name,
                 partitions_def=partitions,
                 kinds={"duckdb"},
                 code_version=version,
                 description=f"Rows of `{spec.name}` that break the contract: every raw column plus reason codes.",
-                metadata={"dagster/table_name": f"{spec.name}.quarantine"},
+                metadata={"dagster/table_name": spec.names.table_name("quarantine")},
             ),
         ],
         partitions_def=partitions,
@@ -72,7 +62,7 @@ def build_validate_assets(spec: DatasetSpec) -> dg.AssetsDefinition:
         valid = sum(d.validated for d in days)
         quarantined = sum(d.quarantined for d in days)
         yield dg.MaterializeResult(
-            asset_key=validated_key(spec),
+            asset_key=spec.names.key("validated"),
             metadata={
                 **window_metadata(start, end),
                 "dagster/row_count": dg.MetadataValue.int(valid),
@@ -81,7 +71,7 @@ def build_validate_assets(spec: DatasetSpec) -> dg.AssetsDefinition:
             },
         )
         yield dg.MaterializeResult(
-            asset_key=quarantine_key(spec),
+            asset_key=spec.names.key("quarantine"),
             metadata={
                 **window_metadata(start, end),
                 "dagster/row_count": dg.MetadataValue.int(quarantined),

@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-from ml_assets.layers.validate.assets import quarantine_key, validated_key
+from ml_assets.core.partitions import window
+from ml_assets.core.spec import DatasetSpec
 from ml_assets.layers.validate.contract import expected_validated_schema
 from ml_assets.layers.validate.logic import (
     actual_schema,
@@ -11,16 +12,14 @@ from ml_assets.layers.validate.logic import (
     reason_counts,
     worst_null_rates,
 )
-from ml_assets.partitions import window
 from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
-from ml_assets.specs import DatasetSpec
 
 
 def build_validate_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
     common = {"pool": WAREHOUSE_POOL}
 
     @dg.asset_check(
-        asset=validated_key(spec),
+        asset=spec.names.key("validated"),
         name="schema",
         blocking=True,
         **common,
@@ -42,7 +41,7 @@ def build_validate_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
         )
 
     @dg.asset_check(
-        asset=validated_key(spec),
+        asset=spec.names.key("validated"),
         name="key_unique",
         blocking=True,
         **common,
@@ -63,10 +62,10 @@ def build_validate_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
         )
 
     @dg.asset_check(
-        asset=validated_key(spec),
+        asset=spec.names.key("validated"),
         name="row_conservation",
         blocking=True,
-        additional_deps=[quarantine_key(spec)],
+        additional_deps=[spec.names.key("quarantine")],
         **common,
         description="Every raw row is in exactly one of validated and quarantine, day by day.",
     )
@@ -99,7 +98,7 @@ def build_validate_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
         )
 
     @dg.asset_check(
-        asset=validated_key(spec),
+        asset=spec.names.key("validated"),
         name="null_rates",
         **common,
         description="Each nullable column's daily NULL share stays under its contract `max_null_rate`.",
@@ -127,7 +126,7 @@ def build_validate_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
         )
 
     @dg.asset_check(
-        asset=quarantine_key(spec),
+        asset=spec.names.key("quarantine"),
         name="violation_rate",
         **common,
         description=(

@@ -7,8 +7,8 @@ so quarantine can be queried and counted by rule.
 
 from __future__ import annotations
 
-from ml_assets.specs import ColumnContract, DatasetSpec
-from ml_assets.sql import ident, literal
+from ml_assets.core.spec import ColumnContract, DatasetSpec
+from ml_assets.core.sql import ident, literal
 
 INTEGER_TYPES = {"INTEGER", "BIGINT"}
 # An offset-free timestamp in a TIMESTAMPTZ column is ambiguous when others carry offsets.
@@ -80,22 +80,6 @@ def flag_fragments(spec: DatasetSpec) -> dict[str, str]:
         ),
         "reason_exprs": ",\n        ".join(reasons),
     }
-
-
-def validated_ddl(spec: DatasetSpec) -> str:
-    cols = ",\n    ".join(f"{ident(c)} {col.type}" for c, col in spec.contract.columns.items())
-    return f"""(
-    {cols},
-    _event_time TIMESTAMP NOT NULL,
-    _partition_date DATE NOT NULL,
-    _source_file VARCHAR NOT NULL,
-    _source_checksum VARCHAR NOT NULL,
-    _source_row BIGINT NOT NULL,
-    _validated_at TIMESTAMPTZ NOT NULL,
-    _run_id VARCHAR NOT NULL,
-    _label DOUBLE,
-    _key VARCHAR NOT NULL
-)"""
 
 
 def expected_validated_schema(spec: DatasetSpec) -> list[tuple[str, str]]:

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import duckdb
 
-from ml_assets.layers.ingest.raw import RAW_LINEAGE_DDL, raw_table
-from ml_assets.layers.validate.contract import flag_fragments, typed_name, validated_ddl
-from ml_assets.specs import DatasetSpec
-from ml_assets.sql import ident, render, transaction
+from ml_assets.core.spec import DatasetSpec
+from ml_assets.core.sql import create_tables, ident, render, rewrite_window
+from ml_assets.layers.validate.contract import flag_fragments, typed_name
 
 SQL = Path(__file__).parent / "sql"
 
@@ -36,14 +35,16 @@ class ReasonCount:
 
 
 def ensure_tables(conn: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> None:
-    schema = ident(spec.name)
-    raw_cols = ",\n    ".join(f"{ident(c)} VARCHAR" for c in spec.columns)
-    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {schema}.validated {validated_ddl(spec)}")
-    conn.execute(
-        f"""CREATE TABLE IF NOT EXISTS {schema}.quarantine (
-            {raw_cols},{RAW_LINEAGE_DDL},
-            _reasons VARCHAR[] NOT NULL, _quarantined_at TIMESTAMPTZ NOT NULL)"""
+    create_tables(
+        conn,
+        SQL / "tables.sql",
+        schema=spec.names.schema,
+        validated_table=spec.names.table("validated"),
+        quarantine_table=spec.names.table("quarantine"),
+        typed_columns=",\n    ".join(
+            f"{ident(c)} {col.type}" for c, col in spec.contract.columns.items()
+        ),
+        raw_columns=",\n    ".join(f"{ident(c)} VARCHAR" for c in spec.columns),
     )
 
 
@@ -61,15 +62,12 @@ def write_validated(
     schema = ident(spec.name)
     window = {"start": start, "end": end}
     stamp = {"validated_at": validated_at, "run_id": run_id}
-    with transaction(conn):
+    tables = [spec.names.table("validated"), spec.names.table("quarantine")]
+    with rewrite_window(conn, tables, start, end):
         conn.execute(
-            render(SQL / "flag.sql", raw_table=raw_table(spec), **flag_fragments(spec)), window
+            render(SQL / "flag.sql", raw_table=spec.names.table("raw"), **flag_fragments(spec)),
+            window,
         )
-        for table in ("validated", "quarantine"):
-            conn.execute(
-                f"DELETE FROM {schema}.{table} WHERE _partition_date BETWEEN $start AND $end",
-                window,
-            )
         conn.execute(
             render(
                 SQL / "insert_validated.sql",

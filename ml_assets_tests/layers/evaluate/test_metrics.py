@@ -8,16 +8,12 @@ import pytest
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
+from ml_assets.core.metrics import EvaluationError, higher_is_better
+from ml_assets.core.spec import EvaluationSection
 from ml_assets.layers.evaluate.compare import compare
 from ml_assets.layers.evaluate.gates import gate_results, gate_specs, verdict
-from ml_assets.layers.evaluate.metrics import (
-    EvaluationError,
-    calibration_bins,
-    evaluate_predictions,
-    higher_is_better,
-)
+from ml_assets.layers.evaluate.metrics import calibration_bins, evaluate_predictions
 from ml_assets.layers.evaluate.slices import slice_metrics
-from ml_assets.layers.sections import EvaluationSection, evaluation_of
 from ml_assets_tests.layers.evaluate.synthetic import binary_frame, fit_linear, scores
 
 RNG = np.random.default_rng(7)
@@ -193,7 +189,7 @@ def _gates(candidate_cols, champion_cols, section: EvaluationSection, seed: int 
 
 
 def test_gates_good_candidate_passes(flights_spec) -> None:
-    section = evaluation_of(flights_spec)
+    section = flights_spec.evaluation
     gates, v = _gates((["a", "b"], ["c"]), (["a"], []), section)
     assert [g.name for g in gates.values()] == [s.name for s in gate_specs(section)]
     assert all(g.passed for g in gates.values() if g.blocking), gates
@@ -208,7 +204,7 @@ def test_gates_good_candidate_passes(flights_spec) -> None:
 
 
 def test_gates_worse_candidate_fails_non_inferiority(flights_spec) -> None:
-    section = evaluation_of(flights_spec)
+    section = flights_spec.evaluation
     gates, v = _gates((["a"], []), (["a"], ["c"]), section)
     assert gates["metric_floor"].passed  # good enough in absolute terms...
     assert not gates["non_inferiority"].passed  # ...but worse than the champion
@@ -217,7 +213,7 @@ def test_gates_worse_candidate_fails_non_inferiority(flights_spec) -> None:
 
 
 def test_gates_leaky_candidate_fails_leakage_guard(flights_spec) -> None:
-    section = evaluation_of(flights_spec)
+    section = flights_spec.evaluation
     gates, v = _gates((["a", "leak"], ["c"]), (["a"], ["c"]), section)
     assert gates["leakage_guard"].observed > section.leakage_ceiling
     assert not gates["leakage_guard"].passed and "leakage_guard" in v.failed_blocking

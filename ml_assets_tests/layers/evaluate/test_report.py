@@ -1,7 +1,7 @@
 """Plots are real, small PNGs; the report links them and the inline snippet embeds them."""
 
 import base64
-import pickle
+import json
 import re
 import struct
 from pathlib import Path
@@ -9,15 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ml_assets.core.spec import EvaluationSection
 from ml_assets.layers.evaluate.compare import compare
 from ml_assets.layers.evaluate.explain import global_importance
 from ml_assets.layers.evaluate.gates import gate_results
 from ml_assets.layers.evaluate.logic import evaluate_candidate
 from ml_assets.layers.evaluate.metrics import evaluate_predictions
 from ml_assets.layers.evaluate.plots import render_plots
+from ml_assets.layers.evaluate.record import EvaluationRecord
 from ml_assets.layers.evaluate.report import inline_markdown, render_report
 from ml_assets.layers.evaluate.slices import slice_metrics
-from ml_assets.layers.sections import EvaluationSection
 from ml_assets_tests.layers.evaluate.synthetic import (
     CATEGORICAL,
     FEATURES,
@@ -91,7 +92,7 @@ def test_regression_plots(tmp_path: Path) -> None:
     assert png_size(plots["Predicted vs actual"].read_bytes()) == (400, 280)
 
 
-def test_evaluate_candidate_bundles_everything_and_pickles(tmp_path: Path) -> None:
+def test_evaluate_candidate_bundles_everything_and_round_trips_as_json(tmp_path: Path) -> None:
     train, test = binary_frame(4_000, seed=8), binary_frame(2_000, seed=9)
     candidate = fit_linear(train, NUMERIC, CATEGORICAL)
     champion = fit_linear(train, ["a"], [])
@@ -117,8 +118,12 @@ def test_evaluate_candidate_bundles_everything_and_pickles(tmp_path: Path) -> No
     assert list(ev.importance)[:2] in (["a", "c"], ["c", "a"]) and "Feature importance" in ev.plots
     assert ev.report == tmp_path / "eval" / "report.md" and ev.report.is_file()
     assert all(p.parent == tmp_path / "eval" / "plots" for p in ev.plots.values())
-    again = pickle.loads(pickle.dumps(ev))  # Dagster's IO manager pickles asset outputs
+    # The record kept in MLflow for later cards: strict JSON, and back to the same values.
+    text = json.dumps(ev.record().to_json(), allow_nan=False)
+    again = EvaluationRecord.from_json(json.loads(text))
     assert again.gates == ev.gates and again.metrics.values == ev.metrics.values
+    assert again.slices.records() == ev.slices.records() and again.importance == ev.importance
+    assert again.to_json() == ev.record().to_json()
     with pytest.raises(ValueError, match="both champion_scores and champion_version"):
         evaluate_candidate(
             section,

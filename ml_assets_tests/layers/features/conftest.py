@@ -17,15 +17,15 @@ import pytest
 import yaml
 
 from ml_assets import settings
-from ml_assets.automation.landing import RANGE_END, RANGE_START
+from ml_assets.core.spec import DatasetSpec, load_spec, read_spec_mapping
+from ml_assets.core.tags import RANGE_END, RANGE_START
 from ml_assets.layers.features.assets import build_features_assets
 from ml_assets.layers.features.checks import build_features_checks
 from ml_assets.resources.warehouse import warehouse_resource
-from ml_assets.specs import DatasetSpec, load_spec
 from ml_assets_tests.conftest import FLIGHTS_SPEC, build_flights_warehouse
 
 FIRST_DAY, LAST_DAY = "2013-01-01", "2013-01-12"
-FEATURES_SQL = FLIGHTS_SPEC.parent / "features" / "flights.sql"
+FEATURES_SQL = FLIGHTS_SPEC.parent / "features.sql"
 
 
 def materialize_features(
@@ -88,7 +88,7 @@ def flights_home(home: Path, template_warehouse: Path) -> Path:
 def spec_copy(home: Path) -> Callable[..., DatasetSpec]:
     """The flights spec written to the test home, with its feature SQL edited and fields changed.
 
-    `edit` maps a text in flights.sql to its replacement (each must occur); `columns` overrides
+    `edit` maps a text in features.sql to its replacement (each must occur); `columns` overrides
     fields of `features.columns` entries.
     """
 
@@ -97,12 +97,12 @@ def spec_copy(home: Path) -> Callable[..., DatasetSpec]:
     ) -> DatasetSpec:
         sql = FEATURES_SQL.read_text()
         for old, new in (edit or {}).items():
-            assert old in sql, f"{old!r} is not in flights.sql"
+            assert old in sql, f"{old!r} is not in features.sql"
             sql = sql.replace(old, new)
         folder = home / "specs"
-        (folder / "features").mkdir(parents=True, exist_ok=True)
-        (folder / "features" / "flights.sql").write_text(sql)
-        raw = yaml.safe_load(FLIGHTS_SPEC.read_text())
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "features.sql").write_text(sql)
+        raw = read_spec_mapping(FLIGHTS_SPEC)
         for column, fields in (columns or {}).items():
             raw["features"]["columns"][column].update(fields)
         (folder / "flights.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))

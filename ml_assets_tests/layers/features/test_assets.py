@@ -5,17 +5,14 @@ import warnings
 import dagster as dg
 import yaml
 
-from ml_assets.automation.landing import RANGE_END, RANGE_START
+from ml_assets.core.spec import load_spec
+from ml_assets.core.tags import RANGE_END, RANGE_START
 from ml_assets.definitions import build_defs
 from ml_assets.layers.features.assets import (
     build_features_assets,
-    features_key,
-    reference_tables_key,
 )
 from ml_assets.layers.ingest.files import resolve_source, sha256
-from ml_assets.layers.validate.assets import validated_key
 from ml_assets.resources.warehouse import warehouse_resource
-from ml_assets.specs import load_spec
 from ml_assets_tests.layers.features.conftest import checks_by_name, materialize_features, query
 
 ORDERS_FEATURES_SQL = """
@@ -37,14 +34,16 @@ def test_definitions_with_the_features_layer_load_without_warnings(home, flights
         dg.Definitions.validate_loadable(defs)
         graph = defs.get_repository_def().asset_graph
     assert [str(w.message) for w in caught] == []
-    features = graph.get(features_key(flights_spec))
+    features = graph.get(flights_spec.names.key("features"))
     assert set(features.parent_keys) == {
-        validated_key(flights_spec),
-        reference_tables_key(flights_spec),
+        flights_spec.names.key("validated"),
+        flights_spec.names.key("reference_tables"),
     }
-    assert features.partitions_def == graph.get(validated_key(flights_spec)).partitions_def
-    assert not graph.get(reference_tables_key(flights_spec)).is_partitioned
-    checks = {k.name for k in graph.asset_check_keys if k.asset_key == features_key(flights_spec)}
+    assert features.partitions_def == graph.get(flights_spec.names.key("validated")).partitions_def
+    assert not graph.get(flights_spec.names.key("reference_tables")).is_partitioned
+    checks = {
+        k.name for k in graph.asset_check_keys if k.asset_key == flights_spec.names.key("features")
+    }
     assert checks == {"leakage", "null_rates", "ranges", "row_count_matches_validated"}
 
 
@@ -79,7 +78,9 @@ def test_a_user_dataset_brings_its_own_feature_sql(home, orders_spec, instance) 
     (orders_spec.path.parent / "features" / "orders.sql").write_text(ORDERS_FEATURES_SQL)
     orders_spec.path.write_text(yaml.safe_dump(raw, sort_keys=False))
     spec = load_spec(orders_spec.path)
-    assert [a.key for a in build_features_assets(spec)] == [features_key(spec)]  # no lookups
+    assert [a.key for a in build_features_assets(spec)] == [
+        spec.names.key("features")
+    ]  # no lookups
 
     daily = build_defs([spec]).resolve_job_def("orders__daily_layers")
     assert daily.execute_in_process(

@@ -5,6 +5,7 @@ import datetime as dt
 import duckdb
 import pytest
 
+from ml_assets.core.spec import FeatureColumn, SpecError
 from ml_assets.layers.features.logic import ensure_table, write_features
 from ml_assets.layers.features.query import (
     FeatureSqlError,
@@ -14,7 +15,6 @@ from ml_assets.layers.features.query import (
 )
 from ml_assets.layers.features.reference import load_reference_tables
 from ml_assets.layers.ingest.files import SourceError, resolve_source, sha256
-from ml_assets.specs import SpecError
 
 DAY = dt.date(2013, 11, 3)
 
@@ -23,7 +23,7 @@ def test_unknown_slots_and_missing_files_fail_when_definitions_load(spec_copy) -
     spec = spec_copy(edit={"{ref_planes}": "{ref_aircraft}"})
     with pytest.raises(SpecError, match=r"unknown slot\(s\) \['ref_aircraft'\]"):
         load_feature_files(spec)
-    spec.path.parent.joinpath("features", "flights.sql").unlink()
+    spec.path.parent.joinpath("features.sql").unlink()
     with pytest.raises(SpecError, match=r"features\.sql.*file not found"):
         load_feature_files(spec)
 
@@ -66,7 +66,7 @@ def test_reference_tables_load_whole_with_checksums_and_fail_atomically(
 
 
 def tiny_warehouse(flights_spec) -> duckdb.DuckDBPyConnection:
-    """Two flights and a DST fall-back weather record, in the tables flights.sql reads."""
+    """Two flights and a DST fall-back weather record, in the tables features.sql reads."""
     conn = duckdb.connect()
     load_reference_tables(conn, flights_spec)
     conn.execute(
@@ -100,7 +100,7 @@ def test_outputs_must_match_the_declared_features(home, flights_spec, spec_copy)
     conn = tiny_warehouse(flights_spec)
     undeclared = spec_copy(edit={"r.month,": "r.month, r.month AS month_again,"})
     with pytest.raises(
-        FeatureSqlError, match=r"flights.sql: returns column\(s\) \['month_again'\]"
+        FeatureSqlError, match=r"features.sql: returns column\(s\) \['month_again'\]"
     ):
         write_features(
             conn,
@@ -135,7 +135,11 @@ def test_outputs_must_match_the_declared_features(home, flights_spec, spec_copy)
     ]
     fewer = spec_copy()
     fewer = fewer.model_copy(
-        update={"features": {**fewer.features, "columns": {"month": {"kind": "numeric"}}}}
+        update={
+            "features": fewer.features.model_copy(
+                update={"columns": {"month": FeatureColumn(kind="numeric")}}
+            )
+        }
     )
     with pytest.raises(FeatureSqlError, match=r"DROP TABLE flights\.features"):
         ensure_table(conn, fewer)
@@ -151,13 +155,14 @@ def test_only_parameters_used_in_code_are_bound(flights_spec) -> None:
 def test_several_sql_files_are_joined_on_the_key(home, flights_spec, spec_copy) -> None:
     conn = tiny_warehouse(flights_spec)
     spec = spec_copy(edit={"    r.distance,\n": ""})
-    extra = spec.path.parent / "features" / "extra.sql"
+    extra = spec.path.parent / "extra.sql"
     # A second file may return every history row: only the window's rows are kept.
     extra.write_text(
         "SELECT _key, distance / 1000 AS distance, _event_time AS _max_lookup_time FROM {validated}"
     )
-    raw = spec.features | {"sql": ["features/flights.sql", "features/extra.sql"]}
-    spec = spec.model_copy(update={"features": raw})
+    spec = spec.model_copy(
+        update={"features": spec.features.model_copy(update={"sql": ["features.sql", "extra.sql"]})}
+    )
     write_features(
         conn,
         spec,
@@ -170,7 +175,7 @@ def test_several_sql_files_are_joined_on_the_key(home, flights_spec, spec_copy) 
     rows = conn.execute(
         "SELECT _key, distance, month, _max_lookup_time FROM flights.features ORDER BY 1"
     ).fetchall()
-    # month from flights.sql, distance from extra.sql; the audit column is the later of the two.
+    # month from features.sql, distance from extra.sql; the audit column is the later of the two.
     assert rows == [
         ("a", 0.719, 11.0, dt.datetime(2013, 11, 3, 1, 30)),
         ("b", 0.719, 11.0, dt.datetime(2013, 11, 3, 2, 10)),

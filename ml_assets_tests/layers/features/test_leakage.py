@@ -3,8 +3,7 @@
 import dagster as dg
 import pytest
 
-from ml_assets.layers.features.assets import features_key
-from ml_assets.partitions import daily_partitions
+from ml_assets.core.partitions import daily_partitions
 from ml_assets_tests.layers.features.conftest import checks_by_name, materialize_features, query
 
 DAY = "2013-01-08"
@@ -24,7 +23,7 @@ def downstream_of(spec) -> dg.AssetsDefinition:
 
     @dg.multi_asset(
         name="flights__downstream",
-        specs=[dg.AssetSpec([spec.name, "downstream"], deps=[features_key(spec)])],
+        specs=[dg.AssetSpec([spec.name, "downstream"], deps=[spec.names.key("features")])],
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
@@ -58,7 +57,7 @@ def test_leaky_features_fail_the_blocking_check(flights_home, spec_copy, instanc
     assert probe["day"] == DAY and probe["changed_rows"] > 0.9 * probe["rows"]
     # Leaky rows were written (the check reports them), but nothing downstream ran on them.
     materialized = {m.asset_key for m in result.get_asset_materialization_events()}
-    assert materialized == {features_key(spec)}
+    assert materialized == {spec.names.key("features")}
     assert not result.is_node_success("flights__downstream")
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks.drift import MEAN_SHIFTED, SCALE_SHIFTED, run
+
+# Slow tier (benchmark smoke): `make test` runs it, `make test-fast` does not.
+pytestmark = pytest.mark.slow
 
 
 def test_benchmark_run_agrees_with_evidently_on_known_shifts() -> None:

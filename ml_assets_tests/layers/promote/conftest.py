@@ -14,7 +14,7 @@ import mlflow
 import pytest
 
 from ml_assets import settings
-from ml_assets.models import ModelRef
+from ml_assets.core.model import ModelRef
 from ml_assets.resources.mlflow_tracking import MlflowTracking
 
 MODEL_NAME = "synthetic_model"

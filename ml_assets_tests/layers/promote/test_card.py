@@ -10,7 +10,6 @@ from ml_assets.layers.evaluate.slices import slice_metrics
 from ml_assets.layers.promote.audit import decisions
 from ml_assets.layers.promote.card import SECTIONS, model_links, render_model_card
 from ml_assets.layers.promote.decide import decide
-from ml_assets.layers.sections import EvaluationSection, evaluation_of
 from ml_assets_tests.layers.evaluate.synthetic import (
     CATEGORICAL,
     FEATURES,
@@ -24,8 +23,8 @@ from ml_assets_tests.layers.promote.conftest import MODEL_NAME, register
 
 def test_model_card_sections(tracking, warehouse, flights_spec) -> None:
     # A calibration limit no real model meets, so the card must carry the warning.
-    section = evaluation_of(flights_spec).model_copy(update={"max_calibration_error": 0.001})
-    assert isinstance(section, EvaluationSection)
+    section = flights_spec.evaluation.model_copy(update={"max_calibration_error": 0.001})
+    assert section.max_calibration_error == 0.001 and section.floor == flights_spec.evaluation.floor
     train, test = binary_frame(4_000, seed=31), binary_frame(2_000, seed=32)
     model = fit_linear(train, NUMERIC, CATEGORICAL)
     ref = register(tracking, model, "linear", FEATURES, CATEGORICAL).ref

@@ -1,11 +1,13 @@
 """Gated promotion, rejection and rollback on a real MLflow registry, audited in real DuckDB."""
 
+import dataclasses
 import datetime as dt
 
 import duckdb
 import mlflow
 import pytest
 
+from ml_assets.core.predictor import CHAMPION, current_champion
 from ml_assets.layers.evaluate.compare import compare
 from ml_assets.layers.evaluate.explain import global_importance
 from ml_assets.layers.evaluate.gates import GateResult, gate_results, verdict
@@ -13,14 +15,7 @@ from ml_assets.layers.evaluate.metrics import Metrics, evaluate_predictions
 from ml_assets.layers.evaluate.slices import slice_metrics
 from ml_assets.layers.promote.audit import decisions
 from ml_assets.layers.promote.decide import decide, rollback_and_record
-from ml_assets.layers.promote.registry import (
-    CHAMPION,
-    PromotionRefused,
-    current_champion,
-    promote,
-    rollback,
-)
-from ml_assets.layers.sections import evaluation_of
+from ml_assets.layers.promote.registry import PromotionRefused, promote, rollback
 from ml_assets.resources.mlflow_tracking import MlflowTracking
 from ml_assets_tests.layers.evaluate.synthetic import (
     CATEGORICAL,
@@ -65,7 +60,7 @@ def run_decide(tracking, warehouse, version, metrics, gates, trigger="initial"):
 
 
 def test_promote_reject_rollback_with_audit(tracking, warehouse, flights_spec) -> None:
-    section = evaluation_of(flights_spec)
+    section = flights_spec.evaluation
     assert current_champion(tracking, MODEL_NAME) is None  # nothing registered yet
 
     # v1, the first candidate: no champion, so non-inferiority passes and it is promoted.
@@ -152,7 +147,7 @@ def test_promote_reject_rollback_with_audit(tracking, warehouse, flights_spec) -
 def test_refused_moves_leave_registry_and_audit_unchanged(
     tracking, warehouse, flights_spec
 ) -> None:
-    section = evaluation_of(flights_spec)
+    section = flights_spec.evaluation
     good = fit_linear(TRAIN, NUMERIC, CATEGORICAL)
     v1 = register(tracking, good, "linear", FEATURES, ["c"]).ref.version
     m1, g1 = evaluate(good, None, section)
@@ -189,7 +184,7 @@ def test_refused_moves_leave_registry_and_audit_unchanged(
 def test_audit_survives_reopening_and_rollback_to_explicit_version(
     tracking, warehouse, flights_spec
 ) -> None:
-    section = evaluation_of(flights_spec)
+    section = flights_spec.evaluation
     versions = []
     champion = None
     for cols in ((["a"], []), (["a"], ["c"]), (NUMERIC, CATEGORICAL)):
@@ -246,3 +241,26 @@ def test_importance_of_models_loaded_from_mlflow(tracking) -> None:
     imp = global_importance(mlflow.sklearn.load_model(lref.uri), lref.family, TEST[FEATURES])
     assert imp == pytest.approx(global_importance(pipe, "linear", TEST[FEATURES]))
     assert set(imp) == set(FEATURES)
+
+
+def test_alias_never_moves_on_a_failed_blocking_gate(tracking, warehouse, flights_spec) -> None:
+    """Each blocking gate alone rejects: the champion stays, the version is tagged, audited."""
+    section = flights_spec.evaluation
+    model = fit_linear(TRAIN, NUMERIC, CATEGORICAL)
+    v1 = register(tracking, model, "linear", FEATURES, ["c"]).ref.version
+    m1, g1 = evaluate(model, None, section)
+    assert run_decide(tracking, warehouse, v1, m1, g1).decision == "promoted"
+    m, gates = evaluate(model, model, section)
+    blocking = [g.name for g in gates if g.blocking]
+    assert blocking == ["metric_floor", "non_inferiority", "slice_gap", "leakage_guard"]
+    assert all(g.passed for g in gates if g.blocking)  # the same model: every gate passes...
+    for failing in blocking:
+        version = register(tracking, model, "linear", FEATURES, ["c"]).ref.version
+        broken = [dataclasses.replace(g, passed=False) if g.name == failing else g for g in gates]
+        decision = run_decide(tracking, warehouse, version, m, broken)  # ...until one fails
+        assert decision.decision == "rejected" and failing in decision.reason
+        assert current_champion(tracking, MODEL_NAME) == v1
+        assert version_tags(tracking, version)["rejected"] == "true"
+    assert [d.decision for d in decisions(warehouse, "synthetic")] == ["promoted"] + [
+        "rejected"
+    ] * len(blocking)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml_assets.specs import DatasetSpec, load_spec
+from ml_assets.core.spec import DatasetSpec, load_spec
 
 SPEC = """
 name: {name}
@@ -42,6 +42,7 @@ training:
   seed: 7
   search: {{method: {method}, budget: 3}}
   models: {models}
+evaluation: {{floor: 0.5}}
 """
 
 START = dt.date(2024, 1, 1)

@@ -7,20 +7,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml_assets.layers.sections import training_of
+from ml_assets.core.matrix import FeatureSchema, fit_schema, model_matrix
+from ml_assets.core.spec import SpecError
 from ml_assets.layers.train.checks import split_problems
 from ml_assets.layers.train.dataset import SplitIntegrity, plan_window, resolve_as_of
 from ml_assets.layers.train.families import grid, metrics
-from ml_assets.layers.train.preprocessing import FeatureSchema, fit_schema, model_matrix
 from ml_assets.layers.train.search import Split, draw, search_family
-from ml_assets.specs import SpecError
 from ml_assets_tests.layers.train.conftest import synthetic_features, write_features, write_spec
 
 D = dt.date
 
 
 def test_window_splits_newest_days_into_test_then_validation(synth_spec) -> None:
-    window = plan_window(D(2024, 2, 8), training_of(synth_spec), synth_spec)
+    window = plan_window(D(2024, 2, 8), synth_spec.training, synth_spec)
     # window_days 30, validation 7, test 7 (see conftest SPEC).
     assert window.days == 30
     assert window.bounds() == {
@@ -33,7 +32,7 @@ def test_window_splits_newest_days_into_test_then_validation(synth_spec) -> None
 def test_window_without_training_days_is_a_spec_error(home) -> None:
     spec = write_spec(home, "short", window_days=14)
     with pytest.raises(SpecError, match=r"short.yaml: field 'training.window_days': 14 leaves"):
-        plan_window(D(2024, 2, 8), training_of(spec), spec)
+        plan_window(D(2024, 2, 8), spec.training, spec)
 
 
 def test_as_of_waits_for_labels_at_the_clock_or_the_data_frontier(synth_spec) -> None:

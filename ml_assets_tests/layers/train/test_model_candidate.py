@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml_assets.layers.train.assets import build_train_assets, model_candidate_key
+from ml_assets.core.model import ModelRef
+from ml_assets.core.predictor import CHALLENGER, load_predictor, registered_ref
+from ml_assets.layers.train.assets import build_train_assets
 from ml_assets.layers.train.checks import build_train_checks
 from ml_assets.layers.train.families import metrics
-from ml_assets.layers.train.predictor import load_predictor, registered_ref
-from ml_assets.layers.train.tracking import CHALLENGER, PREDICTIONS_SAMPLE
-from ml_assets.models import ModelRef
+from ml_assets.layers.train.tracking import PREDICTIONS_SAMPLE
 from ml_assets.resources.mlflow_tracking import MlflowTracking
 from ml_assets.resources.warehouse import Warehouse, warehouse_resource
 from ml_assets_tests.layers.train.conftest import synthetic_features, write_features, write_spec
@@ -52,7 +52,7 @@ class Trained:
 
     def meta(self, result=None) -> dict:
         events = (result or self.first).get_asset_materialization_events()
-        (event,) = [e for e in events if e.asset_key == model_candidate_key(self.spec)]
+        (event,) = [e for e in events if e.asset_key == self.spec.names.key("model_candidate")]
         return {k: v.value for k, v in event.materialization.metadata.items()}
 
 
@@ -79,14 +79,14 @@ def trained(store: Store, tmp_path_factory) -> Iterator[Trained]:
     spec = write_spec(tmp_path_factory.mktemp("specs"), "synth")
     load_features(store, "synth", "binary", days=40, rows_per_day=250)
     assets = [*build_train_assets(spec), *build_train_checks(spec)]
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         first = dg.materialize(assets, instance=instance, resources=store.resources())
         # Same window, same seed; the training set output is read back from the IO manager.
         second = dg.materialize(
             assets,
             instance=instance,
             resources=store.resources(),
-            selection=[model_candidate_key(spec)],
+            selection=[spec.names.key("model_candidate")],
         )
         yield Trained(spec, first, second)
 
@@ -223,7 +223,7 @@ def test_regression_end_to_end_with_the_linear_pipeline(store: Store, tmp_path_f
         tmp_path_factory.mktemp("reg_specs"), "synthreg", kind="regression", models="[linear]"
     )
     load_features(store, "synthreg", "regression", days=36, rows_per_day=120)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize(
             [*build_train_assets(spec), *build_train_checks(spec)],
             instance=instance,

@@ -6,7 +6,7 @@ import datetime as dt
 
 import dagster as dg
 
-from ml_assets.specs import DatasetSpec
+from ml_assets.core.spec import DatasetSpec
 
 
 def daily_partitions(spec: DatasetSpec) -> dg.DailyPartitionsDefinition:

@@ -15,11 +15,24 @@ import mlflow.sklearn
 import mlflow.xgboost
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from sklearn.pipeline import Pipeline
 
-from ml_assets.layers.train.families import predict
-from ml_assets.layers.train.preprocessing import FeatureSchema, model_matrix
-from ml_assets.models import ModelRef
+from ml_assets.core.matrix import FeatureSchema, model_matrix, to_text_categoricals
+from ml_assets.core.model import ModelRef, Task
 from ml_assets.resources.mlflow_tracking import MlflowTracking
+
+# The registry aliases: `champion` serves, `challenger` is the newest registered candidate.
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+def predict(model: Any, task: Task, X: pd.DataFrame) -> np.ndarray:
+    """Probability of the positive class (binary) or the predicted value (regression), float64."""
+    if isinstance(model, Pipeline):
+        X = to_text_categoricals(X)
+    out = model.predict_proba(X)[:, 1] if task == "binary" else model.predict(X)
+    return np.asarray(out, dtype="float64")
 
 
 @dataclass(frozen=True)
@@ -97,3 +110,15 @@ def load_predictor(ref: ModelRef, tracking: MlflowTracking) -> RegisteredPredict
     else:
         raise ValueError(f"unknown model family {ref.family!r} in {ref}")
     return RegisteredPredictor(ref=ref, schema=schema, model=model)
+
+
+def current_champion(tracking: MlflowTracking, name: str) -> str | None:
+    """The version the `champion` alias points at; None for no alias or no registered model."""
+    try:
+        aliases = tracking.client().get_registered_model(name).aliases
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    version = aliases.get(CHAMPION)
+    return None if version is None else str(version)

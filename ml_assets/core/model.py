@@ -8,10 +8,13 @@ to each other as inputs, never "the newest file on disk".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 import pandas as pd
+
+Task = Literal["binary", "regression"]
+Family = Literal["xgboost", "linear"]
 
 
 @dataclass(frozen=True)
@@ -19,8 +22,8 @@ class ModelRef:
     registered_name: str  # MLflow registered model name
     version: str  # MLflow model version
     run_id: str  # MLflow run that trained it
-    family: str  # "xgboost" | "linear"
-    task: str  # "binary" | "regression"
+    family: Family
+    task: Task
     features: tuple[str, ...]  # feature columns, in model order
     categorical: tuple[str, ...]  # the subset that is categorical
     data_version: str  # hash of the training set rows

@@ -6,7 +6,7 @@ from a validated spec and never from data, are rendered into the text.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -56,3 +56,29 @@ def table_exists(conn: duckdb.DuckDBPyConnection, schema: str, table: str) -> bo
         [schema, table],
     ).fetchone()
     return bool(row and row[0])
+
+
+@contextmanager
+def rewrite_window(
+    conn: duckdb.DuckDBPyConnection,
+    tables: Sequence[str],
+    start: object,
+    end: object,
+    *,
+    column: str = "_partition_date",
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One transaction that first deletes the window [start, end] of every table; the block
+    inserts the new rows. Either all of it lands or the previous rows stay: a failed or killed
+    run never leaves a half-written window, and a rerun of the same window is idempotent."""
+    with transaction(conn):
+        for table in tables:
+            conn.execute(
+                f"DELETE FROM {table} WHERE {ident(column)} BETWEEN $start AND $end",
+                {"start": start, "end": end},
+            )
+        yield conn
+
+
+def create_tables(conn: duckdb.DuckDBPyConnection, ddl_file: Path, **fragments: str) -> None:
+    """Run a layer's `CREATE ... IF NOT EXISTS` file (slots: quoted names and column lists)."""
+    conn.execute(render(ddl_file, **fragments))

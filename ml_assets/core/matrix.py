@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
-from ml_assets.layers.sections import FeaturesSection
+from ml_assets.core.spec import FeaturesSection
 
 
 @dataclass(frozen=True)
@@ -90,3 +91,13 @@ def _require_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"frame is missing feature columns {missing}")
+
+
+def to_text_categoricals(X: pd.DataFrame) -> pd.DataFrame:
+    cats = [c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]
+    if not cats:
+        return X
+    out = X.copy()
+    for c in cats:
+        out[c] = X[c].astype(object).where(X[c].notna(), np.nan)
+    return out

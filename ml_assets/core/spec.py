@@ -1,0 +1,429 @@
+"""DatasetSpec: a dataset described as YAML, from which its whole asset graph is generated.
+
+A spec is the only thing a user writes to bring a new dataset in, so every mistake in it must be
+reported with the file, the field and what is wrong, before any asset runs. Every section, the
+model-side ones included, is typed here and validated once, when definitions load; the layers
+read typed fields and never re-parse the YAML.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.json_schema import SkipJsonSchema
+
+from ml_assets.core.metrics import PRIMARY, EvaluationError, check_metric
+from ml_assets.core.names import DatasetNames
+
+IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+Identifier = Annotated[str, Field(pattern=IDENT.pattern)]
+
+# Contract types are DuckDB types; the validation SQL casts raw text to them with TRY_CAST.
+ColumnType = Literal[
+    "BOOLEAN", "INTEGER", "BIGINT", "DOUBLE", "VARCHAR", "DATE", "TIMESTAMP", "TIMESTAMPTZ"
+]
+NUMERIC_TYPES = {"INTEGER", "BIGINT", "DOUBLE"}
+# The monitoring checks whose failure may request a retrain (`monitoring.retrain_on`).
+RETRAIN_CHECKS = (
+    "drift_report:drift_share",
+    "drift_report:severe_drift",
+    "performance:degradation",
+)
+
+
+class SpecError(ValueError):
+    """A dataset spec is invalid; the message names the file, the field and the problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CsvOptions(_Strict):
+    delimiter: str = ","
+    header: bool = True
+    null_strings: list[str] = Field(default_factory=lambda: ["", "NA"])
+
+
+class SourceSpec(_Strict):
+    """Where a dataset's rows come from: files inside an installed package, or paths/globs."""
+
+    package: str | None = Field(
+        None, description="Installed package holding the files (read, never imported)."
+    )
+    files: list[str] = Field(
+        ..., min_length=1, description="Paths or globs (relative to the package or the repo root)."
+    )
+    format: Literal["csv", "parquet"] = "csv"
+    csv: CsvOptions = Field(default_factory=CsvOptions)
+
+
+class EventTimeSpec(_Strict):
+    """The event time of a row: a column or a DuckDB expression over typed contract columns."""
+
+    column: Identifier | None = None
+    expression: str | None = None
+    timezone: str = Field(
+        "UTC", description="Zone that offset-carrying timestamps are converted to."
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> EventTimeSpec:
+        if (self.column is None) == (self.expression is None):
+            raise ValueError("give exactly one of 'column' or 'expression'")
+        return self
+
+    @property
+    def sql(self) -> str:
+        return f'"{self.column}"' if self.column else f"({self.expression})"
+
+
+class LabelSpec(_Strict):
+    kind: Literal["binary", "regression"]
+    column: Identifier | None = None
+    expression: str | None = None
+    delay_days: int = Field(0, ge=0, description="Days after the event before the label is known.")
+    missing: Literal["exclude"] = Field(
+        "exclude",
+        description="Rows whose label is NULL stay in validated but are excluded (and counted) in training.",
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> LabelSpec:
+        if (self.column is None) == (self.expression is None):
+            raise ValueError("give exactly one of 'column' or 'expression'")
+        return self
+
+    @property
+    def sql(self) -> str:
+        return f'"{self.column}"' if self.column else f"({self.expression})"
+
+
+class ColumnContract(_Strict):
+    type: ColumnType
+    nullable: bool = True
+    min: float | None = None
+    max: float | None = None
+    allowed: list[str | int | float | bool] | None = None
+    max_null_rate: float | None = Field(
+        None, ge=0, le=1, description="Warn above this share of NULLs."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ColumnContract:
+        if (self.min is not None or self.max is not None) and self.type not in NUMERIC_TYPES:
+            raise ValueError(f"min/max need a numeric type, not {self.type}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class ContractSpec(_Strict):
+    columns: dict[Identifier, ColumnContract] = Field(..., min_length=1)
+    unique_key: list[Identifier] = Field(..., min_length=1)
+
+
+class PartitionSpec(_Strict):
+    start: dt.date
+    end: dt.date | None = Field(
+        None, description="Last partition (inclusive); open-ended if omitted."
+    )
+
+
+class QualitySpec(_Strict):
+    max_quarantine_rate: float = Field(0.05, ge=0, le=1)
+    row_count_min_ratio: float = Field(
+        0.5, gt=0, description="Warn below this ratio to the trailing median."
+    )
+    row_count_max_ratio: float = Field(
+        1.5, gt=0, description="Warn above this ratio to the trailing median."
+    )
+    trailing_days: int = Field(14, ge=1)
+    freshness_max_lag_days: int = Field(1, ge=0)
+    future_tolerance_minutes: int = Field(
+        5, ge=0, description="Event times later than ingestion time plus this are quarantined."
+    )
+
+
+class FeatureColumn(_Strict):
+    kind: Literal["numeric", "categorical"]
+    min: float | None = None
+    max: float | None = None
+    max_null_rate: float = Field(0.05, ge=0, le=1)
+
+
+class FeaturesSection(_Strict):
+    sql: list[str] = Field(
+        ..., min_length=1, description="SQL files, relative to the spec's folder."
+    )
+    columns: dict[str, FeatureColumn] = Field(..., min_length=1)
+    lookback_days: int = Field(28, ge=0, description="How far back any feature window reaches.")
+
+    def sql_paths(self, spec: DatasetSpec) -> list[Path]:
+        base = spec.path.parent if spec.path else Path.cwd()
+        return [base / p for p in self.sql]
+
+    @property
+    def numeric(self) -> list[str]:
+        return [c for c, f in self.columns.items() if f.kind == "numeric"]
+
+    @property
+    def categorical(self) -> list[str]:
+        return [c for c, f in self.columns.items() if f.kind == "categorical"]
+
+
+class SplitSection(_Strict):
+    validation_days: int = Field(14, ge=1)
+    test_days: int = Field(14, ge=1)
+
+
+class SearchSection(_Strict):
+    method: Literal["random", "halving"] = "random"
+    budget: int = Field(8, ge=1, description="Parameter sets tried per model family.")
+
+
+class TrainingSection(_Strict):
+    window_days: int = Field(
+        120, ge=3, description="Most recent days of labelled features to train on."
+    )
+    split: SplitSection = Field(default_factory=SplitSection)
+    seed: int = 42
+    search: SearchSection = Field(default_factory=SearchSection)
+    models: list[Literal["xgboost", "linear"]] = Field(
+        default_factory=lambda: ["xgboost", "linear"]
+    )
+    registered_model_name: str | None = Field(None, description="Defaults to `<dataset>_model`.")
+
+
+class EvaluationSection(_Strict):
+    metric: str = Field(
+        "roc_auc",
+        description="Primary metric (see core/metrics.py); defaults to roc_auc (binary), rmse "
+        "(regression).",
+    )
+    floor: float = Field(
+        ..., description="Blocking: the candidate's primary metric must reach this."
+    )
+    non_inferiority_tolerance: float = Field(0.01, ge=0)
+    max_slice_gap: float = Field(0.15, ge=0)
+    min_slice_rows: int = Field(200, ge=1)
+    max_calibration_error: float = Field(0.05, ge=0)
+    leakage_ceiling: float = Field(0.995, description="A primary metric this good is implausible.")
+    threshold: float = Field(
+        0.5, ge=0, le=1, description="Decision threshold for F1/precision/recall."
+    )
+
+
+class MonitoringSection(_Strict):
+    drift_share_warn: float = Field(0.3, ge=0, le=1)
+    drift_share_severe: float = Field(0.6, ge=0, le=1)
+    drift_p_value: float = Field(0.01, gt=0, lt=1)
+    performance_tolerance: float = Field(0.05, ge=0)
+    performance_window_days: int = Field(7, ge=1, description="Trailing days pooled per verdict.")
+    performance_min_rows: int = Field(
+        2000, ge=1, description="Fewer labelled rows in the trailing window: too noisy to judge."
+    )
+    champion_max_age_days: int = Field(30, ge=1)
+    retrain_on: list[str] = Field(
+        default_factory=lambda: ["drift_report:severe_drift", "performance:degradation"],
+        description="Failed checks (`<asset>:<check>`) that request a retrain.",
+    )
+    # Measured in data days, not wall-clock hours: a replay or backfill moves through months in
+    # minutes, and must retrain exactly as often as the same days would live.
+    retrain_cooldown_days: int = Field(7, ge=0)
+    evidently_sample_rows: int = Field(20_000, ge=100)
+
+
+class DatasetSpec(_Strict):
+    name: Identifier
+    description: str = ""
+    intended_use: str = ""
+    source: SourceSpec
+    lookups: dict[Identifier, SourceSpec] = Field(
+        default_factory=dict, description="Reference tables (e.g. weather) the features join to."
+    )
+    partitions: PartitionSpec
+    event_time: EventTimeSpec
+    label: LabelSpec
+    contract: ContractSpec
+    slices: list[Identifier] = Field(default_factory=list)
+    quality: QualitySpec = Field(default_factory=QualitySpec)
+    # The model-side sections. `features` turns on the features layer; any of `training`,
+    # `evaluation`, `monitoring` turns on the model layers, which then need all three: `training`
+    # and `monitoring` are completed from their defaults, `evaluation` needs at least `floor`.
+    features: FeaturesSection | None = None
+    training: TrainingSection | None = None
+    evaluation: EvaluationSection | None = None
+    monitoring: MonitoringSection | None = None
+
+    # Set by the loader, never written in YAML (and so not in the component's schema).
+    path: SkipJsonSchema[Path | None] = Field(
+        None, exclude=True, description="The YAML file this spec came from."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _complete_model_sections(cls, raw: object) -> object:
+        """Fill the model sections a partial configuration left out, from their defaults.
+
+        `monitoring: {}` (or no `monitoring`) next to `training` means "the defaults", never
+        "no model layers": a missing section must not silently remove layers.
+        """
+        if not isinstance(raw, dict):
+            return raw
+        model_sections = ("training", "evaluation", "monitoring")
+        if not any(raw.get(k) is not None for k in model_sections):
+            return raw
+        out = dict(raw)
+        for key in ("training", "monitoring"):
+            if out.get(key) is None:
+                out[key] = {}
+        evaluation = out.get("evaluation")
+        label = out.get("label")
+        if isinstance(evaluation, dict) and "metric" not in evaluation and isinstance(label, dict):
+            out["evaluation"] = {**evaluation, "metric": PRIMARY.get(label.get("kind"), "roc_auc")}
+        return out
+
+    @model_validator(mode="after")
+    def _model_layers(self) -> DatasetSpec:
+        if self.training is None:
+            return self
+        if self.features is None:
+            raise ValueError(
+                "features: required when the model layers are configured (training, evaluation "
+                "or monitoring): a model needs declared features"
+            )
+        if self.evaluation is None:
+            raise ValueError(
+                "evaluation: required when the model layers are configured; it needs at least "
+                "'floor' (the blocking minimum of the primary metric)"
+            )
+        try:
+            check_metric(self.evaluation.metric, self.label.kind)
+        except EvaluationError as exc:
+            raise ValueError(f"evaluation.metric: {exc}") from None
+        unknown = [c for c in self.monitoring.retrain_on if c not in RETRAIN_CHECKS]
+        if unknown:
+            raise ValueError(
+                f"monitoring.retrain_on: unknown check(s) {unknown}; choose from {RETRAIN_CHECKS}"
+            )
+        return self
+
+    @property
+    def has_model_layers(self) -> bool:
+        return self.training is not None
+
+    @model_validator(mode="after")
+    def _references(self) -> DatasetSpec:
+        cols = self.contract.columns
+        for key in self.contract.unique_key:
+            if key not in cols:
+                raise ValueError(f"contract.unique_key: '{key}' is not a contract column")
+        for s in self.slices:
+            if s not in cols:
+                raise ValueError(f"slices: '{s}' is not a contract column")
+        for name, ref in (
+            ("event_time.column", self.event_time.column),
+            ("label.column", self.label.column),
+        ):
+            if ref is not None and ref not in cols:
+                raise ValueError(f"{name}: '{ref}' is not a contract column")
+        if self.partitions.end is not None and self.partitions.end < self.partitions.start:
+            raise ValueError("partitions.end is before partitions.start")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.contract.columns)
+
+    @property
+    def names(self) -> DatasetNames:
+        """Asset keys, tables, ops and jobs of this dataset (see core/names.py)."""
+        return DatasetNames(self.name)
+
+
+# A spec file is a Dagster component file (`defs.yaml`) of this type, its attributes the spec.
+COMPONENT_TYPE = "ml_assets.component.DatasetComponent"
+
+
+def read_spec_mapping(path: Path) -> dict:
+    """The spec mapping of a file, unvalidated: a dataset component's `attributes`, or, for
+    tests and scripts, a bare spec mapping."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    if "type" in raw:
+        if raw["type"] != COMPONENT_TYPE:
+            raise SpecError(f"{path}: field 'type': {raw['type']!r} is not {COMPONENT_TYPE}")
+        raw = raw.get("attributes")
+        if not isinstance(raw, dict):
+            raise SpecError(f"{path}: field 'attributes': expected the dataset spec mapping")
+    return raw
+
+
+def write_spec(path: Path, spec: dict) -> Path:
+    """Write a spec mapping as a dataset component file (what `dg` and the loader read)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({"type": COMPONENT_TYPE, "attributes": spec}, sort_keys=False))
+    return path
+
+
+def load_spec(path: Path) -> DatasetSpec:
+    """Parse and validate one spec file; every failure names the file and the field."""
+    return parse_spec(read_spec_mapping(path), path)
+
+
+def parse_spec(raw: dict, path: Path | None) -> DatasetSpec:
+    """Validate a spec mapping (from a spec file or a component's attributes)."""
+    try:
+        return DatasetSpec.model_validate({**raw, "path": path})
+    except ValidationError as exc:
+        raise SpecError(f"{path}: {describe_errors(exc)}") from None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """Pydantic's errors as `field 'a.b': problem`; cross-field checks name their own field."""
+    problems = []
+    for err in exc.errors():
+        field, message = ".".join(str(p) for p in err["loc"]), err["msg"]
+        if not field:
+            # Model-level validators raise "<field>: <problem>".
+            message = message.removeprefix("Value error, ")
+            field, _, message = message.partition(": ")
+        problems.append(f"field '{field}': {message}")
+    return "; ".join(problems)
+
+
+def is_spec_file(path: Path) -> bool:
+    """A dataset component file, or a bare spec (a mapping with a `name` and a `source`)."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        return path.name == "defs.yaml"  # let load_spec report it
+    if not isinstance(raw, dict):
+        return False
+    return raw.get("type") == COMPONENT_TYPE or ("type" not in raw and "source" in raw)
+
+
+def load_specs(directory: Path) -> list[DatasetSpec]:
+    """Every dataset spec under a directory (e.g. `ml_assets/defs/*/defs.yaml`); names unique.
+
+    YAML files of other component types are not datasets and are skipped.
+    """
+    specs = [load_spec(p) for p in sorted(directory.rglob("*.yaml")) if is_spec_file(p)]
+    seen: dict[str, Path | None] = {}
+    for spec in specs:
+        if spec.name in seen:
+            raise SpecError(
+                f"{spec.path}: dataset name '{spec.name}' is already used by {seen[spec.name]}"
+            )
+        seen[spec.name] = spec.path
+    return specs
