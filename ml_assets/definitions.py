@@ -12,6 +12,7 @@ import dagster as dg
 from dagster_shared.utils.warnings import BetaWarning
 
 from ml_assets import settings
+from ml_assets.automation.alerts import AlertWebhook
 from ml_assets.core.spec import DatasetSpec, load_specs
 from ml_assets.factory import build_dataset_defs
 from ml_assets.resources.mlflow_tracking import MlflowTracking
@@ -28,7 +29,12 @@ def ignore_loader_warnings() -> None:
 def shared_resources(warehouse_path: str | None = None) -> dg.Definitions:
     """The resources every dataset's assets bind to, built when definitions load."""
     return dg.Definitions(
-        resources={"warehouse": warehouse_resource(warehouse_path), "mlflow": MlflowTracking()}
+        resources={
+            "warehouse": warehouse_resource(warehouse_path),
+            "mlflow": MlflowTracking(),
+            # Slack-format webhook for failed checks and runs; read when a tick posts.
+            "alert_webhook": AlertWebhook(url=dg.EnvVar("ML_ASSETS_ALERT_WEBHOOK_URL")),
+        }
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from ml_assets.automation.alerts import build_alert_sensor
 from ml_assets.automation.landing import build_landing_sensor
 from ml_assets.automation.retrain import build_retrain_sensor
 from ml_assets.core.spec import DatasetSpec
@@ -62,7 +63,7 @@ def build_dataset_defs(spec: DatasetSpec) -> dg.Definitions:
         f"raw -> validated/quarantine (-> features) for `{spec.name}`, with checks.",
     )
     jobs = [daily_job]
-    sensors = [build_landing_sensor(spec, daily_job.name)]
+    sensors = [build_landing_sensor(spec, daily_job.name), build_alert_sensor(spec)]
     schedules = [
         dg.build_schedule_from_partitioned_job(
             daily_job,

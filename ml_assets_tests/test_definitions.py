@@ -20,7 +20,11 @@ def test_definitions_load_without_warnings(home) -> None:
     checks = {(c.asset_key.to_user_string(), c.name) for c in repo.asset_graph.asset_check_keys}
     assert ("flights/validated", "row_conservation") in checks
     assert ("flights/raw", "freshness") in checks
-    assert {s.name for s in repo.sensor_defs} >= {"flights__landing"}
+    assert {s.name for s in repo.sensor_defs} >= {
+        "flights__landing",
+        "flights__retrain",
+        "flights__alerts",
+    }
 
 
 def test_the_dagster_module_entry_point_builds_from_the_repo_specs() -> None:

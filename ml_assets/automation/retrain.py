@@ -1,9 +1,11 @@
 """The retrain sensor: failed monitoring checks, or a stale champion, request a retrain.
 
-It reads only the Dagster instance (check evaluations and materializations), never the
-warehouse, so it cannot contend for DuckDB's lock. Each trigger is one check evaluation (its
-storage id is in the run key, so it fires once), and a cooldown in data days keeps a burst of
-failing days from requesting a burst of retrains. The run is tagged with the trigger, and the
+It reads only the Dagster instance (check evaluations, runs and materializations), never the
+warehouse, so it cannot contend for DuckDB's lock. It acts on the current state: a failure
+recorded before the newest training run or champion change has been answered already (by that
+retrain, or by a champion newer than the failure), so it requests nothing; the open triggers of
+one tick request one retrain, on the newest of them; and a cooldown in data days keeps a burst
+of failing days from requesting a burst of retrains. The run is tagged with the trigger, and the
 training run, MLflow run and audit row carry that tag forward.
 """
 
@@ -46,10 +48,23 @@ class RetrainCursor:
         return json.dumps(asdict(self))
 
 
+def answered_at(instance: dg.DagsterInstance, spec: DatasetSpec, job_name: str) -> float:
+    """When the newest training run started or the champion last changed (epoch seconds).
+
+    A failure recorded before then needs no new retrain: that run answered it, or the champion
+    it was raised against has been replaced.
+    """
+    runs = instance.get_run_records(filters=dg.RunsFilter(job_name=job_name), limit=1)
+    started = runs[0].create_timestamp.timestamp() if runs else 0.0
+    changed = instance.fetch_materializations(spec.names.key("champion_model"), limit=1).records
+    return max(started, changed[0].timestamp if changed else 0.0)
+
+
 def failed_checks(
-    instance: dg.DagsterInstance, spec: DatasetSpec, after_record_id: int
+    instance: dg.DagsterInstance, spec: DatasetSpec, after_record_id: int, answered: float = 0.0
 ) -> list[Trigger]:
-    """Failed evaluations of the spec's `retrain_on` checks newer than the cursor, oldest first."""
+    """Open failures of the spec's `retrain_on` checks: newer than the cursor and than the last
+    retrain or champion change (`answered`), oldest first."""
     triggers = []
     for name in spec.monitoring.retrain_on:
         asset, check = name.split(":", 1)
@@ -59,6 +74,8 @@ def failed_checks(
         )
         for record in history:
             if record.id <= after_record_id or record.event is None:
+                continue
+            if record.create_timestamp <= answered:
                 continue
             evaluation = record.event.dagster_event.event_specific_data
             meta = evaluation.metadata
@@ -104,23 +121,39 @@ def stale_champion(instance: dg.DagsterInstance, spec: DatasetSpec) -> Trigger |
     return Trigger("stale", "champion_model:stale", newest, 0, "", f"{age} days > {max_age}")
 
 
-def plan_retrains(
-    triggers: Sequence[Trigger], cursor: RetrainCursor, cooldown_days: int
-) -> tuple[list[Trigger], RetrainCursor]:
-    """Which triggers become retrains: at most one per cooldown window of data days."""
-    chosen = []
+@dataclass(frozen=True)
+class Plan:
+    """One tick's decision: the trigger a retrain names, and the newest open day it trains to."""
+
+    trigger: Trigger | None
+    newest_day: dt.date | None
+    merged: tuple[Trigger, ...]  # open triggers answered by the same retrain
+    cursor: RetrainCursor
+
+
+def plan_retrains(triggers: Sequence[Trigger], cursor: RetrainCursor, cooldown_days: int) -> Plan:
+    """At most one retrain per tick, outside the cooldown (data days since the last requested
+    retrain). It names the newest failed check (the staleness rule only when no check failed)
+    and trains up to the newest open day; the other open triggers are merged into it."""
     last = dt.date.fromisoformat(cursor.last_retrain_day) if cursor.last_retrain_day else None
-    for trigger in triggers:
-        if last is None or (trigger.day - last).days >= cooldown_days:
-            chosen.append(trigger)
-            last = trigger.day
+    eligible = [t for t in triggers if last is None or (t.day - last).days >= cooldown_days]
+    chosen = max(eligible, key=lambda t: (t.kind == "check", t.day, t.record_id), default=None)
+    newest = max((t.day for t in eligible), default=None)
     last_id = max([cursor.last_record_id, *(t.record_id for t in triggers)])
-    return chosen, RetrainCursor(last_id, last.isoformat() if last else None)
+    last_day = newest or last
+    return Plan(
+        trigger=chosen,
+        newest_day=newest,
+        merged=tuple(t for t in eligible if t is not chosen),
+        cursor=RetrainCursor(last_id, last_day.isoformat() if last_day else None),
+    )
 
 
-def retrain_request(spec: DatasetSpec, trigger: Trigger, training_op: str) -> dg.RunRequest:
-    """Train on the days whose labels were known on the trigger day."""
-    as_of = trigger.day - dt.timedelta(days=spec.label.delay_days)
+def retrain_request(
+    spec: DatasetSpec, trigger: Trigger, training_op: str, newest_day: dt.date | None = None
+) -> dg.RunRequest:
+    """Train on the days whose labels were known on the newest open day (default: the trigger's)."""
+    as_of = (newest_day or trigger.day) - dt.timedelta(days=spec.label.delay_days)
     return dg.RunRequest(
         run_key=f"retrain:{spec.name}:{trigger.check}:{trigger.record_id or trigger.day}",
         run_config={"ops": {training_op: {"config": {"as_of": as_of.isoformat()}}}},
@@ -148,17 +181,22 @@ def build_retrain_sensor(spec: DatasetSpec, job_name: str, training_op: str) -> 
     )
     def retrain(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         cursor = RetrainCursor.parse(context.cursor)
-        triggers = failed_checks(context.instance, spec, cursor.last_record_id)
+        answered = answered_at(context.instance, spec, job_name)
+        triggers = failed_checks(context.instance, spec, cursor.last_record_id, answered)
         stale = stale_champion(context.instance, spec)
         if stale is not None:
             triggers.append(stale)
-        chosen, new_cursor = plan_retrains(triggers, cursor, cooldown)
+        plan = plan_retrains(triggers, cursor, cooldown)
+        for t in plan.merged:
+            context.log.info(f"trigger {t.label} answered by the same retrain")
         for t in triggers:
-            if t not in chosen:
+            if t is not plan.trigger and t not in plan.merged:
                 context.log.info(f"trigger {t.label} within cooldown; not retraining")
-        return dg.SensorResult(
-            run_requests=[retrain_request(spec, t, training_op) for t in chosen],
-            cursor=new_cursor.dump(),
+        requests = (
+            [retrain_request(spec, plan.trigger, training_op, plan.newest_day)]
+            if plan.trigger
+            else []
         )
+        return dg.SensorResult(run_requests=requests, cursor=plan.cursor.dump())
 
     return retrain

@@ -23,7 +23,15 @@ LAYER_INPUTS: dict[str, tuple[str, ...]] = {
     "validate": ("name", "event_time", "label", "contract", "quality"),
     "features": ("name", "lookups", "label", "features"),
     "train": ("name", "label", "features", "training"),
-    "evaluate": ("name", "label", "slices", "evaluation"),
+    "evaluate": (
+        "name",
+        "label",
+        "slices",
+        "evaluation",
+        "monitoring.performance_window_days",
+        "monitoring.degradation_quantile",
+        "training.seed",
+    ),
     "promote": ("name", "description", "intended_use", "label", "contract", "evaluation"),
     "score": ("name", "features"),
     "monitor": ("name", "label", "features", "evaluation", "training", "monitoring"),
@@ -37,6 +45,10 @@ def spec_inputs(spec: DatasetSpec, layer: str) -> dict[str, object]:
     dumped = spec.model_dump(mode="json", exclude={"path"})
     out = {}
     for section in LAYER_INPUTS[layer]:
+        if "." in section:  # one field of a section
+            head, _, name = section.partition(".")
+            out[section] = (dumped.get(head) or {}).get(name)
+            continue
         value = dumped.get(section)
         if isinstance(value, dict) and section in SENSOR_ONLY:
             value = {k: v for k, v in value.items() if k not in SENSOR_ONLY[section]}

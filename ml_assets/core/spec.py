@@ -223,7 +223,28 @@ class MonitoringSection(_Strict):
     drift_share_warn: float = Field(0.3, ge=0, le=1)
     drift_share_severe: float = Field(0.6, ge=0, le=1)
     drift_p_value: float = Field(0.01, gt=0, lt=1)
-    performance_tolerance: float = Field(0.05, ge=0)
+    drift_quantile: float = Field(
+        0.99,
+        gt=0.5,
+        lt=1,
+        description="A column drifts on a day when its statistic is beyond this quantile of the "
+        "same statistic over the reference window's own days (see monitor/calibration.py).",
+    )
+    expected_drift: list[str] = Field(
+        default_factory=list,
+        description="Features that drift by construction (the month, calendar parts): reported, "
+        "never counted in the drift share.",
+    )
+    performance_tolerance: float = Field(
+        0.05, ge=0, description="Margin beyond the expected worst trailing window (see below)."
+    )
+    degradation_quantile: float = Field(
+        0.01,
+        gt=0,
+        lt=0.5,
+        description="The champion's expected worst trailing window is this quantile of a day-"
+        "block bootstrap of its holdout: about the false-alarm rate of `degradation` per window.",
+    )
     performance_window_days: int = Field(7, ge=1, description="Trailing days pooled per verdict.")
     performance_min_rows: int = Field(
         2000, ge=1, description="Fewer labelled rows in the trailing window: too noisy to judge."
@@ -307,6 +328,9 @@ class DatasetSpec(_Strict):
             check_metric(self.evaluation.metric, self.label.kind)
         except EvaluationError as exc:
             raise ValueError(f"evaluation.metric: {exc}") from None
+        undeclared = [c for c in self.monitoring.expected_drift if c not in self.features.columns]
+        if undeclared:
+            raise ValueError(f"monitoring.expected_drift: {undeclared} are not in features.columns")
         unknown = [c for c in self.monitoring.retrain_on if c not in RETRAIN_CHECKS]
         if unknown:
             raise ValueError(

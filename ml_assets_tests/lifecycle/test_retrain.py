@@ -113,6 +113,11 @@ def test_retrain_fires_once_on_real_drift_and_not_on_stable_days(
             raise_on_error=False,
         )
     )
+    # Turned on fresh (no cursor), as in `make dev` after `make run`: the failures were answered
+    # by that retrain, so nothing but the staleness rule may ask, and for one run at most.
+    fresh = list(tick(defs, instance, None).run_requests)
+    assert len(fresh) <= 1, [r.tags for r in fresh]
+    assert all(r.tags[TRIGGER_CHECK_TAG] == "champion_model:stale" for r in fresh)
     # Promoted or rejected, the retrain is recorded and traceable to the failed check.
     decision = audit_rows()[-1]
     assert decision[4] == request.tags[TRIGGER_TAG] and decision[5] == retrain.run_id

@@ -25,6 +25,7 @@ from ml_assets.layers.evaluate.gates import gate_specs
 from ml_assets.layers.evaluate.logic import Evaluation, evaluate_candidate
 from ml_assets.layers.evaluate.record import ARTIFACT
 from ml_assets.layers.evaluate.report import inline_markdown
+from ml_assets.layers.evaluate.variability import expected_worst
 from ml_assets.resources.mlflow_tracking import MlflowTracking
 from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
 
@@ -55,6 +56,7 @@ def evaluation_metadata(ev: Evaluation, ref: ModelRef, tracking: MlflowTracking)
         "data_version": dg.MetadataValue.text(ref.data_version),
         "holdout_rows": dg.MetadataValue.int(ev.metrics.rows),
         "holdout_window": dg.MetadataValue.text("..".join(ev.holdout)),
+        "expected_worst_trailing": dg.MetadataValue.float(ev.expected_trailing),
         primary: dg.MetadataValue.float(float(ev.metrics[primary])),
         "metrics": dg.MetadataValue.json(ev.metrics.to_json()),
         "champion_version": dg.MetadataValue.text(ev.champion_version or "none"),
@@ -128,6 +130,17 @@ def build_evaluate_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             folder=settings.reports_dir() / spec.name / "evaluation" / f"v{ref.version}",
             title=f"{spec.name}: evaluation of {ref.registered_name} v{ref.version}",
             holdout=(str(days.min().date()), str(days.max().date())),
+            expected_trailing=expected_worst(
+                y_true,
+                y_score,
+                days.to_numpy(),
+                task=ref.task,
+                metric=evaluation.metric,
+                threshold=evaluation.threshold,
+                window_days=spec.monitoring.performance_window_days,
+                quantile=spec.monitoring.degradation_quantile,
+                seed=spec.training.seed,
+            ),
         )
         # Kept with the version, so its card can be rebuilt after a rollback.
         mlflow.client().log_dict(ref.run_id, ev.record().to_json(), ARTIFACT)

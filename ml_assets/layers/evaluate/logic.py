@@ -38,11 +38,18 @@ class Evaluation:
     plots: dict[str, Path]  # title -> PNG
     report: Path | None  # report.md beside the PNGs
     holdout: tuple[str, str] = ("", "")  # first and last day of the evaluated rows
+    # The worst trailing-window metric expected by chance (evaluate/variability.py); NaN if unknown.
+    expected_trailing: float = float("nan")
 
     def record(self) -> EvaluationRecord:
         """What outlives the run (for the model card of a later rollback), as JSON-ready data."""
         return EvaluationRecord(
-            self.metrics, self.slices, self.importance, self.gates, self.holdout
+            self.metrics,
+            self.slices,
+            self.importance,
+            self.gates,
+            self.holdout,
+            self.expected_trailing,
         )
 
     def gate(self, name: str) -> GateResult:
@@ -65,6 +72,7 @@ def evaluate_candidate(
     folder: Path | None = None,
     title: str = "Model evaluation",
     holdout: tuple[str, str] = ("", ""),
+    expected_trailing: float = float("nan"),
 ) -> Evaluation:
     """Metrics, champion comparison, slices, gates and (if `folder`) plots + report.
 
@@ -110,4 +118,5 @@ def evaluate_candidate(
         plots=plots,
         report=report,
         holdout=holdout,
+        expected_trailing=expected_trailing,
     )

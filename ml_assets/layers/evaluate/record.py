@@ -37,6 +37,7 @@ class EvaluationRecord:
     importance: dict[str, float]
     gates: list[GateResult]
     holdout: tuple[str, str]  # first and last day of the test holdout
+    expected_trailing: float = float("nan")  # see evaluate/variability.py
 
     def to_json(self) -> dict[str, object]:
         m = self.metrics
@@ -62,6 +63,7 @@ class EvaluationRecord:
                 "importance": self.importance,
                 "gates": [asdict(g) for g in self.gates],
                 "holdout": list(self.holdout),
+                "expected_trailing": self.expected_trailing,
             }
         )
 
@@ -96,6 +98,7 @@ class EvaluationRecord:
             importance={k: _num(v) for k, v in raw["importance"].items()},
             gates=[GateResult(**g) for g in raw["gates"]],
             holdout=(raw["holdout"][0], raw["holdout"][1]),
+            expected_trailing=_num(raw.get("expected_trailing")),
         )
 
 

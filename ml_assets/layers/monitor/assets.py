@@ -6,15 +6,18 @@ Checks are computed inside the assets (one pass over the data) and carry `worst_
 """
 
 import datetime as dt
+import math
 from collections.abc import Iterator
 
 import dagster as dg
 
 from ml_assets import settings
 from ml_assets.core.lineage import code_version
+from ml_assets.core.metrics import higher_is_better
 from ml_assets.core.partitions import daily_partitions, window, window_metadata
 from ml_assets.core.predictor import load_predictor
 from ml_assets.core.spec import DatasetSpec
+from ml_assets.layers.monitor.calibration import calibrate
 from ml_assets.layers.monitor.performance import realized_performance, write_performance
 from ml_assets.layers.monitor.report import (
     current_frame,
@@ -27,11 +30,17 @@ from ml_assets.resources.mlflow_tracking import MlflowTracking
 from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
 
 
-def _day_meta(day: dt.date | None, end: dt.date, summary: str) -> dict[str, dg.MetadataValue]:
+def _day_meta(
+    day: dt.date | None, end: dt.date, summary: str, observed: float | None, threshold: float
+) -> dict[str, dg.MetadataValue]:
+    """What the retrain sensor reads (`worst_day`, `partition_end`), and the observed value next
+    to its threshold as numbers, so the UI plots them across evaluations."""
     return {
         "worst_day": dg.MetadataValue.text((day or end).isoformat()),
         "partition_end": dg.MetadataValue.text(end.isoformat()),
         "summary": dg.MetadataValue.text(summary),
+        "observed": dg.MetadataValue.float(float("nan") if observed is None else observed),
+        "threshold": dg.MetadataValue.float(threshold),
     }
 
 
@@ -92,6 +101,13 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             current = current_frame(conn, spec, columns, start, end)
         # Prediction drift needs the champion's scores on its own training window.
         reference["score"] = load_predictor(ref, mlflow).predict(reference)
+        calibration = calibrate(
+            reference,
+            features.numeric,
+            features.categorical,
+            p_value=monitoring.drift_p_value,
+            quantile=monitoring.drift_quantile,
+        )
         drift = window_drift(
             reference,
             current,
@@ -100,6 +116,7 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             monitoring,
             report_path=path,
             seed=spec.training.seed,
+            calibration=calibration,
         )
         with warehouse.get_connection() as conn:
             write_drift(
@@ -144,6 +161,8 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                 if drift.evidently
                 else dg.MetadataValue.text("-"),
                 "evidently_disagreements": dg.MetadataValue.json(drift.disagreements),
+                "calibration": dg.MetadataValue.json(calibration.to_json()),
+                "expected_drift": dg.MetadataValue.json(list(monitoring.expected_drift)),
             },
         )
         shares = [r.share_drifted for r in drift.days.values()]
@@ -151,13 +170,13 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             check_name="drift_share",
             passed=all(s < monitoring.drift_share_warn for s in shares),
             severity=dg.AssetCheckSeverity.WARN,
-            metadata=_day_meta(worst_day, end, summary),
+            metadata=_day_meta(worst_day, end, summary, share, monitoring.drift_share_warn),
         )
         yield dg.AssetCheckResult(
             check_name="severe_drift",
             passed=all(s < monitoring.drift_share_severe for s in shares),
             severity=dg.AssetCheckSeverity.ERROR,
-            metadata=_day_meta(worst_day, end, summary),
+            metadata=_day_meta(worst_day, end, summary, share, monitoring.drift_share_severe),
         )
 
     metric = spec.evaluation.metric
@@ -184,7 +203,9 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             dg.AssetCheckSpec(
                 "degradation",
                 asset=perf_key,
-                description=f"Trailing {metric} is no worse than the champion's evaluation by more "
+                description=f"Trailing {metric} is no worse than the worst {monitoring.performance_window_days}"
+                f"-day window the champion's holdout makes likely by chance (the "
+                f"{monitoring.degradation_quantile:.0%} quantile of a day-block bootstrap) by more "
                 f"than {monitoring.performance_tolerance}.",
             )
         ],
@@ -196,7 +217,10 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         context: dg.AssetExecutionContext, champion_model: Champion, warehouse: Warehouse
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         start, end = window(context)
-        reference = champion_model.metric_value
+        # The worst trailing window the champion's own holdout makes likely by chance; the point
+        # estimate only for a champion promoted before that was recorded.
+        expected = champion_model.expected_trailing
+        reference = expected if math.isfinite(expected) else champion_model.metric_value
         with warehouse.get_connection() as conn:
             days = realized_performance(
                 conn,
@@ -215,8 +239,15 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                 conn, spec, days, metric=metric, reference=reference, run_id=context.run_id
             )
         judged = [d for d in days if d.trailing_value is not None]
+        # The degradation bound in the metric's direction: below it (or above, for losses) fails.
+        bound = (
+            reference - monitoring.performance_tolerance
+            if higher_is_better(metric)
+            else reference + monitoring.performance_tolerance
+        )
         degraded = [d for d in judged if d.degraded]
-        worst = min(judged, key=lambda d: d.trailing_value, default=None) if judged else None
+        pick = min if higher_is_better(metric) else max
+        worst = pick(judged, key=lambda d: d.trailing_value, default=None)
         if degraded:
             worst = degraded[0]
         summary = (
@@ -229,6 +260,7 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                 **window_metadata(start, end),
                 "metric": dg.MetadataValue.text(metric),
                 "reference": dg.MetadataValue.float(reference),
+                "holdout_metric": dg.MetadataValue.float(champion_model.metric_value),
                 "labelled_rows": dg.MetadataValue.int(sum(d.labelled_rows for d in days)),
                 "trailing_by_day": dg.MetadataValue.json(
                     {
@@ -244,7 +276,13 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             check_name="degradation",
             passed=not degraded,
             severity=dg.AssetCheckSeverity.ERROR,
-            metadata=_day_meta(worst.day if worst else None, end, summary),
+            metadata=_day_meta(
+                worst.day if worst else None,
+                end,
+                summary,
+                worst.trailing_value if worst else None,
+                bound,
+            ),
         )
 
     return [drift_report, performance]

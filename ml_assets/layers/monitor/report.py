@@ -11,6 +11,7 @@ import pandas as pd
 
 from ml_assets.core.spec import DatasetSpec, MonitoringSection
 from ml_assets.core.sql import ident, render, rewrite_window
+from ml_assets.layers.monitor.calibration import Calibration, calibrated
 from ml_assets.layers.monitor.drift import DriftResult, compute_drift
 from ml_assets.layers.monitor.evidently_report import (
     EvidentlyOutcome,
@@ -77,17 +78,23 @@ def window_drift(
     *,
     report_path: Path | None,
     seed: int,
+    calibration: Calibration | None = None,
 ) -> WindowDrift:
-    """Per-day drift on every row; the pooled window for the Evidently report and agreement."""
+    """Per-day drift on every row, judged against the reference's own spread (`calibration`);
+    the pooled window, with Evidently's thresholds, for the Evidently report and agreement."""
     days = {
-        day: compute_drift(
-            reference,
-            group,
-            numeric,
-            categorical,
-            monitoring.drift_p_value,
-            drift_share=monitoring.drift_share_warn,
-            score="score",
+        day: calibrated(
+            compute_drift(
+                reference,
+                group,
+                numeric,
+                categorical,
+                monitoring.drift_p_value,
+                drift_share=monitoring.drift_share_warn,
+                score="score",
+            ),
+            calibration,
+            monitoring.expected_drift,
         )
         for day, group in current.groupby("_partition_date", sort=True)
     }

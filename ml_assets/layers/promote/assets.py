@@ -96,6 +96,7 @@ def build_promote_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                     if d.decision == "promoted" and d.candidate_version == ref.version
                 ]
                 metrics = dict(judged[-1].metrics) if judged else {}
+                expected = load_record(mlflow, ref).expected_trailing
             else:
                 decision = decide(
                     mlflow,
@@ -113,6 +114,7 @@ def build_promote_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                     return
                 ref = model_candidate
                 metrics = model_evaluation.metrics.to_json()
+                expected = model_evaluation.expected_trailing
         champion = Champion(
             ref=ref,
             metric=metric,
@@ -124,6 +126,7 @@ def build_promote_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             },
             decision=decision.decision,
             decided_at=decision.decided_at.isoformat(),
+            expected_trailing=expected,
         )
         links = model_links(mlflow, ref)
         yield dg.Output(
@@ -138,6 +141,7 @@ def build_promote_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                 ),
                 "trigger": dg.MetadataValue.text(trigger),
                 metric: dg.MetadataValue.float(champion.metric_value),
+                "expected_worst_trailing": dg.MetadataValue.float(expected),
                 "train_window_start": dg.MetadataValue.text(ref.train_window[0]),
                 "train_window_end": dg.MetadataValue.text(ref.train_window[1]),
                 "data_version": dg.MetadataValue.text(ref.data_version),

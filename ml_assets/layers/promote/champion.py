@@ -17,3 +17,6 @@ class Champion:
     metrics: dict[str, float | None]
     decision: str  # promoted | rollback
     decided_at: str
+    # The worst trailing-window metric expected by chance on the holdout (NaN if unknown): what
+    # monitoring compares the realized trailing metric with.
+    expected_trailing: float = float("nan")

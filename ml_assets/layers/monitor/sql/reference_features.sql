@@ -1,4 +1,4 @@
 -- The champion's training window of features: the reference distribution for drift.
-SELECT {columns}
+SELECT _partition_date, {columns}
 FROM {features_table}
 WHERE _partition_date BETWEEN $start AND $end
