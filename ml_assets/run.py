@@ -10,6 +10,7 @@ instance under DAGSTER_HOME, so everything is visible afterwards in `make dev`.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import time
 
@@ -210,9 +211,12 @@ def replay(
 
 
 def main() -> int:
+    # The console keeps to the summary: MLflow's artifact download bars (model cards read the
+    # champion's evaluation record) would interleave with it.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     specs = load_specs(settings.specs_dir())
     if not specs:
-        print(f"no dataset specs (*.yaml) in {settings.specs_dir()}", file=sys.stderr)
+        print(f"no dataset specs (*/defs.yaml) in {settings.specs_dir()}", file=sys.stderr)
         return 1
     defs = build_defs(specs)
     ok = True

@@ -63,17 +63,14 @@ class SourceSpec(_Strict):
     csv: CsvOptions = Field(default_factory=CsvOptions)
 
 
-class EventTimeSpec(_Strict):
-    """The event time of a row: a column or a DuckDB expression over typed contract columns."""
+class _ColumnOrExpression(_Strict):
+    """A value read from one contract column, or computed by a DuckDB expression over them."""
 
     column: Identifier | None = None
     expression: str | None = None
-    timezone: str = Field(
-        "UTC", description="Zone that offset-carrying timestamps are converted to."
-    )
 
     @model_validator(mode="after")
-    def _one_of(self) -> EventTimeSpec:
+    def _one_of(self) -> _ColumnOrExpression:
         if (self.column is None) == (self.expression is None):
             raise ValueError("give exactly one of 'column' or 'expression'")
         return self
@@ -83,25 +80,21 @@ class EventTimeSpec(_Strict):
         return f'"{self.column}"' if self.column else f"({self.expression})"
 
 
-class LabelSpec(_Strict):
+class EventTimeSpec(_ColumnOrExpression):
+    """The event time of a row: a column or a DuckDB expression over typed contract columns."""
+
+    timezone: str = Field(
+        "UTC", description="Zone that offset-carrying timestamps are converted to."
+    )
+
+
+class LabelSpec(_ColumnOrExpression):
     kind: Literal["binary", "regression"]
-    column: Identifier | None = None
-    expression: str | None = None
     delay_days: int = Field(0, ge=0, description="Days after the event before the label is known.")
     missing: Literal["exclude"] = Field(
         "exclude",
         description="Rows whose label is NULL stay in validated but are excluded (and counted) in training.",
     )
-
-    @model_validator(mode="after")
-    def _one_of(self) -> LabelSpec:
-        if (self.column is None) == (self.expression is None):
-            raise ValueError("give exactly one of 'column' or 'expression'")
-        return self
-
-    @property
-    def sql(self) -> str:
-        return f'"{self.column}"' if self.column else f"({self.expression})"
 
 
 class ColumnContract(_Strict):
