@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 
-.PHONY: run test test-fast dev dg-dev check-defs mlflow-ui lint bench clean-state
+.PHONY: run test test-fast dev dg-dev check-defs mlflow-ui lint bench clean-state reap
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH" >&2; exit 1; }
@@ -43,6 +43,10 @@ dg-dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 check-defs: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dg check yaml
 	$(VENV)/bin/dg check defs
+
+# Fail runs whose processes are gone and free the pool slots they (or finished runs) still hold.
+reap: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(PY) -m ml_assets.instance_health
 
 mlflow-ui: $(STAMP)
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///data/mlflow/mlflow.db --port 5000

@@ -4,6 +4,8 @@ It reads only the Dagster instance, like the retrain sensor. A JSON cursor makes
 exactly once: a failure the webhook refused stays ahead of the cursor and is retried next tick.
 The first tick only notes where history ends, and a tick without a URL still moves the cursor, so
 starting the sensor (or setting the URL later) never floods the channel with old failures.
+A run over a range of days posts one message per failed check, naming its failed days, not one
+per day: the per-day records (`ml_assets.core.checks`) are details of the window's result.
 """
 
 import json
@@ -21,6 +23,7 @@ from dagster._core.storage.asset_check_execution_record import (
 )
 from pydantic import Field
 
+from ml_assets.core.checks import is_day_record
 from ml_assets.core.spec import DatasetSpec
 
 MAX_MESSAGES_PER_TICK = 20
@@ -29,6 +32,7 @@ PAGE = 100
 # A check planned by a run that never reports back (a killed worker) holds the cursor this long.
 STUCK_AFTER_SECONDS = 24 * 3600
 DETAIL_KEYS = ("partition_end", "worst_day", "summary")  # metadata our monitoring checks attach
+LISTED_DAYS = 10  # failed days named in one message
 FAILED = AssetCheckExecutionRecordStatus.FAILED
 
 
@@ -104,6 +108,13 @@ def check_alert(dataset: str, record: AssetCheckExecutionRecord, ui: str) -> dic
     evaluation = record.evaluation
     meta = evaluation.metadata if evaluation else {}
     details = [f"partition: {record.partition}"] if record.partition else []
+    days = meta["failed_partitions"].value if "failed_partitions" in meta else None
+    if days and not record.partition:  # a range run: which of its days failed
+        count = meta["failed_partition_count"].value if "failed_partition_count" in meta else 0
+        more = max(0, int(count or 0) - LISTED_DAYS)
+        details.append(
+            f"failed days: {', '.join(days[:LISTED_DAYS])}" + (f" (+{more} more)" if more else "")
+        )
     details += [f"{k}: {meta[k].value}" for k in DETAIL_KEYS if k in meta]
     if evaluation is not None and evaluation.description:
         details.append(evaluation.description)
@@ -205,6 +216,7 @@ def alert_tick(
         if r.status == FAILED
         and r.id not in cursor.check_sent
         and r.evaluation is not None
+        and not is_day_record(r.evaluation)
         and not (error_only and r.evaluation.severity != dg.AssetCheckSeverity.ERROR)
     ]
     run_filter = dg.RunStatusChangeRecordsFilter(

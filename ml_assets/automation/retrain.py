@@ -6,19 +6,26 @@ recorded before the newest training run or champion change has been answered alr
 retrain, or by a champion newer than the failure), so it requests nothing; the open triggers of
 one tick request one retrain, on the newest of them; and a cooldown in data days keeps a burst
 of failing days from requesting a burst of retrains. The run is tagged with the trigger, and the
-training run, MLflow run and audit row carry that tag forward.
+training run, MLflow run and audit row carry that tag forward. A range run's per-day check
+records are details of its window's result, which is the one trigger (`ml_assets.core.checks`).
 """
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 import dagster as dg
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.asset_check_execution_record import (
+    AssetCheckExecutionRecord,
+    AssetCheckExecutionRecordStatus,
+)
 
+from ml_assets.core.checks import is_day_record
 from ml_assets.core.spec import DatasetSpec
 from ml_assets.core.tags import AS_OF_TAG, TRIGGER_CHECK_TAG, TRIGGER_PARTITION_TAG, TRIGGER_TAG
+
+PAGE = 200  # failed check executions read per query
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,28 @@ def answered_at(instance: dg.DagsterInstance, spec: DatasetSpec, job_name: str) 
     return max(started, changed[0].timestamp if changed else 0.0)
 
 
+def _open_failures(
+    instance: dg.DagsterInstance, key: dg.AssetCheckKey, after_record_id: int, answered: float
+) -> Iterator[AssetCheckExecutionRecord]:
+    """Failed executions newer than the cursor and the last answer, newest first, paged: a
+    range run adds a failed record per bad day, which must not push older open failures out of
+    a single page. Ids and creation times both grow with insertion, so the walk stops at the
+    first record at or below either bound."""
+    history = instance.event_log_storage.get_asset_check_execution_history
+    before = None
+    while True:
+        page = history(
+            key, limit=PAGE, cursor=before, status={AssetCheckExecutionRecordStatus.FAILED}
+        )
+        for record in page:
+            if record.id <= after_record_id or record.create_timestamp <= answered:
+                return
+            yield record
+        if len(page) < PAGE:
+            return
+        before = page[-1].id
+
+
 def failed_checks(
     instance: dg.DagsterInstance, spec: DatasetSpec, after_record_id: int, answered: float = 0.0
 ) -> list[Trigger]:
@@ -69,13 +98,8 @@ def failed_checks(
     for name in spec.monitoring.retrain_on:
         asset, check = name.split(":", 1)
         key = dg.AssetCheckKey(spec.names.key(asset), check)
-        history = instance.event_log_storage.get_asset_check_execution_history(
-            key, limit=200, status={AssetCheckExecutionRecordStatus.FAILED}
-        )
-        for record in history:
-            if record.id <= after_record_id or record.event is None:
-                continue
-            if record.create_timestamp <= answered:
+        for record in _open_failures(instance, key, after_record_id, answered):
+            if record.event is None or is_day_record(record.evaluation):
                 continue
             evaluation = record.event.dagster_event.event_specific_data
             meta = evaluation.metadata

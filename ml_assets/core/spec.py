@@ -238,6 +238,13 @@ class MonitoringSection(_Strict):
         description="The champion's expected worst trailing window is this quantile of a day-"
         "block bootstrap of its holdout: about the false-alarm rate of `degradation` per window.",
     )
+    performance_history_days: int = Field(
+        28,
+        ge=1,
+        description="Judged days of monitoring history needed before the production gap (how far "
+        "trailing windows have fallen below their champion's expected worst in this dataset) "
+        "widens the degradation margin beyond `performance_tolerance`.",
+    )
     performance_window_days: int = Field(7, ge=1, description="Trailing days pooled per verdict.")
     performance_min_rows: int = Field(
         2000, ge=1, description="Fewer labelled rows in the trailing window: too noisy to judge."

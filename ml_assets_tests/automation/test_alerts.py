@@ -19,7 +19,10 @@ from ml_assets.automation.alerts import (
     check_message,
     run_message,
 )
+from ml_assets.core.checks import DayResult, daily_asset_check, record_days, window_days
+from ml_assets.core.partitions import daily_partitions, window
 from ml_assets.core.spec import parse_spec
+from ml_assets.core.tags import RANGE_END, RANGE_START
 
 DEMO = parse_spec(
     {
@@ -129,13 +132,31 @@ def slow_check() -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=False)
 
 
+BAD_DAYS = {"2024-01-02", "2024-01-04"}
+
+
+@dg.asset(key=["demo", "daily"], partitions_def=daily_partitions(DEMO))
+def daily() -> None:
+    pass
+
+
+@daily_asset_check(DEMO, asset=daily)
+def daily_rows(context) -> dg.AssetCheckResult:  # no hint: this module defers annotations
+    """Fails on BAD_DAYS; a range run records each day and the window's result."""
+    start, end = window(context)
+    days = [DayResult(d, d.isoformat() not in BAD_DAYS) for d in window_days(start, end)]
+    return dg.AssetCheckResult(
+        passed=all(d.passed for d in days), metadata=record_days(context, days, {})
+    )
+
+
 CHECKED = [thing, error_fails, passes, warn_fails]
 
 
 def definitions(url: str, **config: object) -> dg.Definitions:
     return dg.Definitions(
-        assets=[thing, slow_thing, broken, other_broken],
-        asset_checks=[error_fails, passes, warn_fails, slow_check],
+        assets=[thing, slow_thing, broken, other_broken, daily],
+        asset_checks=[error_fails, passes, warn_fails, slow_check, daily_rows],
         jobs=[
             dg.define_asset_job("demo__broken", selection=[broken]),
             dg.define_asset_job("other__broken", selection=[other_broken]),
@@ -197,6 +218,20 @@ def test_a_failed_error_check_is_posted_once(hook: Hook, instance: dg.DagsterIns
     again = dg.materialize(CHECKED, instance=instance)
     tick(defs, instance, cursor)
     assert len(hook.bodies) == 2 and again.run_id in texts(hook)[1]
+
+
+def test_a_range_run_posts_one_alert_naming_its_failed_days(hook: Hook, instance) -> None:
+    defs = definitions(hook.url)
+    cursor = tick(defs, instance, None)
+    tags = {RANGE_START: "2024-01-01", RANGE_END: "2024-01-05"}
+    assert dg.materialize([daily, daily_rows], instance=instance, tags=tags).success
+    cursor = tick(defs, instance, cursor)
+    # Two failed days and the failed window: one message, for the window, naming the days.
+    (text,) = texts(hook)
+    assert "*daily_rows*" in text and "failed days: 2024-01-02, 2024-01-04" in text
+    assert "partition:" not in text
+    tick(defs, instance, cursor)
+    assert len(hook.bodies) == 1
 
 
 def test_failed_warnings_are_posted_only_when_enabled(hook: Hook, instance) -> None:

@@ -86,10 +86,10 @@ def test_retrain_fires_once_on_real_drift_and_not_on_stable_days(
                WHERE _partition_date BETWEEN DATE '2013-05-13' AND DATE '2013-05-19'"""
         )
     shifted = monitor(defs, instance, "2013-05-13", "2013-05-19")
-    severe = next(
-        e for e in shifted.get_asset_check_evaluations() if e.check_name == "severe_drift"
-    )
-    assert not severe.passed
+    verdicts = {e.check_name: e for e in shifted.get_asset_check_evaluations()}
+    assert not verdicts["severe_drift"].passed
+    # The shifted week's scores are noise: the champion's trailing AUC falls beyond its bound.
+    assert not verdicts["degradation"].passed, verdicts["degradation"].metadata["summary"]
 
     second = tick(defs, instance, first.cursor)
     # Both the severe drift and the degradation it caused fail in the same week: the cooldown

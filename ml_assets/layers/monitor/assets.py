@@ -3,6 +3,8 @@ champion still as good as when it was promoted?
 
 Checks are computed inside the assets (one pass over the data) and carry `worst_day` and
 `partition_end` in their metadata: the retrain sensor reads those from the Dagster instance.
+They are partitioned like the assets, and a range run also records each day's own result
+(`ml_assets.core.checks`) from the per-day drift shares and trailing metrics already computed.
 """
 
 import datetime as dt
@@ -12,13 +14,18 @@ from collections.abc import Iterator
 import dagster as dg
 
 from ml_assets import settings
+from ml_assets.core.checks import DayResult, daily_check_spec, record_days
 from ml_assets.core.lineage import code_version
 from ml_assets.core.metrics import higher_is_better
 from ml_assets.core.partitions import daily_partitions, window, window_metadata
 from ml_assets.core.predictor import load_predictor
 from ml_assets.core.spec import DatasetSpec
 from ml_assets.layers.monitor.calibration import calibrate
-from ml_assets.layers.monitor.performance import realized_performance, write_performance
+from ml_assets.layers.monitor.performance import (
+    Expectation,
+    realized_performance,
+    write_performance,
+)
 from ml_assets.layers.monitor.report import (
     current_frame,
     reference_frame,
@@ -70,12 +77,14 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         ],
         ins={"champion_model": dg.AssetIn(spec.names.key("champion_model"))},
         check_specs=[
-            dg.AssetCheckSpec(
+            daily_check_spec(
+                spec,
                 "drift_share",
                 asset=drift_key,
                 description=f"Share of drifted features stays below {monitoring.drift_share_warn:.0%} each day.",
             ),
-            dg.AssetCheckSpec(
+            daily_check_spec(
+                spec,
                 "severe_drift",
                 asset=drift_key,
                 description=f"Share of drifted features stays below {monitoring.drift_share_severe:.0%} each day.",
@@ -166,18 +175,32 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             },
         )
         shares = [r.share_drifted for r in drift.days.values()]
-        yield dg.AssetCheckResult(
-            check_name="drift_share",
-            passed=all(s < monitoring.drift_share_warn for s in shares),
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata=_day_meta(worst_day, end, summary, share, monitoring.drift_share_warn),
-        )
-        yield dg.AssetCheckResult(
-            check_name="severe_drift",
-            passed=all(s < monitoring.drift_share_severe for s in shares),
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata=_day_meta(worst_day, end, summary, share, monitoring.drift_share_severe),
-        )
+        for name, limit, severity in (
+            ("drift_share", monitoring.drift_share_warn, dg.AssetCheckSeverity.WARN),
+            ("severe_drift", monitoring.drift_share_severe, dg.AssetCheckSeverity.ERROR),
+        ):
+            days = [
+                DayResult(
+                    d,
+                    r.share_drifted < limit,
+                    observed=r.share_drifted,
+                    threshold=limit,
+                    metadata={"drifted": dg.MetadataValue.json(r.drifted_columns)},
+                )
+                for d, r in sorted(drift.days.items())
+            ]
+            yield dg.AssetCheckResult(
+                check_name=name,
+                passed=all(s < limit for s in shares),
+                severity=severity,
+                metadata=record_days(
+                    context,
+                    days,
+                    _day_meta(worst_day, end, summary, share, limit),
+                    severity=severity,
+                    check_name=name,
+                ),
+            )
 
     metric = spec.evaluation.metric
 
@@ -200,13 +223,16 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         ],
         ins={"champion_model": dg.AssetIn(spec.names.key("champion_model"))},
         check_specs=[
-            dg.AssetCheckSpec(
+            daily_check_spec(
+                spec,
                 "degradation",
                 asset=perf_key,
-                description=f"Trailing {metric} is no worse than the worst {monitoring.performance_window_days}"
-                f"-day window the champion's holdout makes likely by chance (the "
-                f"{monitoring.degradation_quantile:.0%} quantile of a day-block bootstrap) by more "
-                f"than {monitoring.performance_tolerance}.",
+                description=f"Trailing {monitoring.performance_window_days}-day {metric} is "
+                "beyond neither expectation: the worst window the champion's holdout makes "
+                f"likely by chance (the {monitoring.degradation_quantile:.0%} quantile of a "
+                f"day-block bootstrap) minus {monitoring.performance_tolerance}, and, after "
+                f"{monitoring.performance_history_days} judged days, the champion's holdout "
+                "metric minus the same quantile of how far earlier windows fell below theirs.",
             )
         ],
         partitions_def=partitions,
@@ -220,47 +246,48 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         # The worst trailing window the champion's own holdout makes likely by chance; the point
         # estimate only for a champion promoted before that was recorded.
         expected = champion_model.expected_trailing
-        reference = expected if math.isfinite(expected) else champion_model.metric_value
+        expectation = Expectation(
+            metric=metric,
+            holdout=champion_model.metric_value,
+            expected_worst=expected if math.isfinite(expected) else champion_model.metric_value,
+            tolerance=monitoring.performance_tolerance,
+            quantile=monitoring.degradation_quantile,
+            history_days=monitoring.performance_history_days,
+            window_days=monitoring.performance_window_days,
+        )
         with warehouse.get_connection() as conn:
             days = realized_performance(
                 conn,
                 spec,
                 start,
                 end,
-                metric=metric,
-                reference=reference,
-                tolerance=monitoring.performance_tolerance,
-                window_days=monitoring.performance_window_days,
+                expectation=expectation,
                 min_rows=monitoring.performance_min_rows,
                 known_by=dt.datetime.now(),
                 threshold=spec.evaluation.threshold,
             )
-            write_performance(
-                conn, spec, days, metric=metric, reference=reference, run_id=context.run_id
-            )
+            write_performance(conn, spec, days, expectation=expectation, run_id=context.run_id)
         judged = [d for d in days if d.trailing_value is not None]
-        # The degradation bound in the metric's direction: below it (or above, for losses) fails.
-        bound = (
-            reference - monitoring.performance_tolerance
-            if higher_is_better(metric)
-            else reference + monitoring.performance_tolerance
-        )
         degraded = [d for d in judged if d.degraded]
         pick = min if higher_is_better(metric) else max
         worst = pick(judged, key=lambda d: d.trailing_value, default=None)
         if degraded:
             worst = degraded[0]
-        summary = (
-            f"{len(degraded)} of {len(judged)} days degraded; reference {metric} {reference:.4f}"
-            + (f", worst {worst.day}: {worst.trailing_value:.4f}" if worst else "")
+        summary = f"{len(degraded)} of {len(judged)} days degraded" + (
+            f"; worst {worst.day}: {worst.trailing_value:.4f} against bound {worst.bound:.4f}"
+            if worst
+            else ""
         )
         yield dg.MaterializeResult(
             asset_key=perf_key,
             metadata={
                 **window_metadata(start, end),
                 "metric": dg.MetadataValue.text(metric),
-                "reference": dg.MetadataValue.float(reference),
+                "expected_worst": dg.MetadataValue.float(expectation.expected_worst),
                 "holdout_metric": dg.MetadataValue.float(champion_model.metric_value),
+                "bound_by_day": dg.MetadataValue.json(
+                    {d.day.isoformat(): round(d.bound, 4) for d in days if d.bound is not None}
+                ),
                 "labelled_rows": dg.MetadataValue.int(sum(d.labelled_rows for d in days)),
                 "trailing_by_day": dg.MetadataValue.json(
                     {
@@ -272,16 +299,35 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                 ),
             },
         )
+        per_day = [
+            DayResult(
+                d.day,
+                not d.degraded,
+                observed=d.trailing_value,
+                threshold=d.bound,
+                description=None
+                if d.trailing_value is not None
+                else "Not judged: too few labelled rows in the trailing window yet.",
+            )
+            for d in days
+        ]
         yield dg.AssetCheckResult(
             check_name="degradation",
             passed=not degraded,
             severity=dg.AssetCheckSeverity.ERROR,
-            metadata=_day_meta(
-                worst.day if worst else None,
-                end,
-                summary,
-                worst.trailing_value if worst else None,
-                bound,
+            metadata=record_days(
+                context,
+                per_day,
+                _day_meta(
+                    worst.day if worst else None,
+                    end,
+                    summary,
+                    worst.trailing_value if worst else None,
+                    worst.bound
+                    if worst and worst.bound is not None
+                    else expectation.expected_worst,
+                ),
+                check_name="degradation",
             ),
         )
 

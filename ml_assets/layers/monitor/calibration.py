@@ -8,6 +8,11 @@ tested against the whole reference window with the same statistic, and the colum
 monitored day only when its statistic is beyond the `drift_quantile` of those reference days (and
 beyond Evidently's own threshold, so a stable column keeps Evidently's verdict). With quantile q
 an ordinary day exceeds a column's threshold with probability about 1 - q.
+
+A column that holds one value per day in every reference day (the weekday, a holiday flag) cannot
+be judged day by day: each day is "all Mondays" against a window of all weekdays, so the day's
+statistic only says which value the day has. Such columns are found in the reference and, like
+`expected_drift`, reported but not counted.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class Calibration:
     days: int  # reference days measured
     methods: Mapping[str, str]
     bounds: Mapping[str, float]  # a distance (drifted above) or a p-value (drifted below)
+    day_constant: tuple[str, ...] = ()  # one value per reference day: not judged per day
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -42,6 +48,7 @@ class Calibration:
                 c: {"method": self.methods[c], "bound": round(float(b), 6)}
                 for c, b in self.bounds.items()
             },
+            "day_constant": list(self.day_constant),
         }
 
 
@@ -75,7 +82,17 @@ def calibrate(
         )
         for c, v in per_column.items()
     }
-    return Calibration(quantile, days, methods, bounds)
+    return Calibration(quantile, days, methods, bounds, day_constant(reference, day_column))
+
+
+def day_constant(reference: pd.DataFrame, day_column: str = "_partition_date") -> tuple[str, ...]:
+    """Columns with at most one distinct value within each reference day, and several overall."""
+    if reference.empty:
+        return ()
+    columns = [c for c in reference.columns if c != day_column and not c.startswith("_")]
+    per_day = reference.groupby(day_column, sort=False)[columns].nunique(dropna=True).max()
+    overall = reference[columns].nunique(dropna=True)
+    return tuple(c for c in columns if per_day[c] <= 1 and overall[c] > 1)
 
 
 def _tested(result: DriftResult) -> dict[str, ColumnDrift]:
@@ -104,11 +121,13 @@ def judge(drift: ColumnDrift, calibration: Calibration | None) -> ColumnDrift:
 def calibrated(
     result: DriftResult, calibration: Calibration | None, expected: Sequence[str] = ()
 ) -> DriftResult:
-    """`result` re-judged per column; `expected` columns are reported but not in the share."""
+    """`result` re-judged per column; `expected` and day-constant columns are reported but not
+    in the share."""
     prediction = judge(result.prediction, calibration) if result.prediction else None
+    constant = calibration.day_constant if calibration is not None else ()
     return dataclasses.replace(
         result,
         columns={c: judge(d, calibration) for c, d in result.columns.items()},
         prediction=prediction,
-        expected=tuple(expected),
+        expected=tuple(dict.fromkeys([*expected, *constant])),
     )

@@ -4,6 +4,7 @@ import datetime as dt
 
 import dagster as dg
 
+from ml_assets.core.checks import DayResult, daily_asset_check, record_days, window_days
 from ml_assets.core.lineage import code_version
 from ml_assets.core.partitions import daily_partitions, window, window_metadata
 from ml_assets.core.predictor import load_predictor
@@ -73,7 +74,8 @@ def build_score_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
 
 
 def build_score_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
-    @dg.asset_check(
+    @daily_asset_check(
+        spec,
         asset=spec.names.key("predictions"),
         name="every_row_scored",
         pool=WAREHOUSE_POOL,
@@ -86,17 +88,27 @@ def build_score_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
         start, end = window(context)
         with warehouse.get_connection() as conn:
             missing = unscored(conn, spec, start, end)
+        by_day = {d: (n, k) for d, n, k in missing}
+        days = [
+            DayResult(
+                d,
+                d not in by_day,
+                observed=by_day[d][0] if d in by_day else 0,
+                threshold=0,
+                metadata={"sample_keys": dg.MetadataValue.json(by_day[d][1])}
+                if d in by_day
+                else {},
+            )
+            for d in window_days(start, end)
+        ]
+        window_metadata = {
+            "unscored_rows": sum(n for _, n, _ in missing),
+            "days": dg.MetadataValue.json(
+                [{"day": d.isoformat(), "missing": n, "sample_keys": k} for d, n, k in missing[:20]]
+            ),
+        }
         return dg.AssetCheckResult(
-            passed=not missing,
-            metadata={
-                "unscored_rows": sum(n for _, n, _ in missing),
-                "days": dg.MetadataValue.json(
-                    [
-                        {"day": d.isoformat(), "missing": n, "sample_keys": k}
-                        for d, n, k in missing[:20]
-                    ]
-                ),
-            },
+            passed=not missing, metadata=record_days(context, days, window_metadata)
         )
 
     return [every_row_scored]

@@ -77,3 +77,18 @@ def test_calibration_never_loosens_a_stable_column_below_evidently() -> None:
     moved = stable.head(400).assign(temp=lambda f: f.temp + 0.2)
     judged = calibrated(compute_drift(stable, moved, NUMERIC, CATEGORICAL, 0.01), calibration)
     assert judged.columns["temp"].threshold == 0.1 and judged.columns["temp"].drifted
+
+
+def test_a_one_value_per_day_column_is_found_and_not_counted() -> None:
+    # weekday holds one value per reference day: a day can only say which weekday it is.
+    reference = days_like_weather(60, 300, seed=1)
+    calibration = calibrate(reference, NUMERIC, CATEGORICAL, p_value=0.01, quantile=0.99)
+    assert calibration.day_constant == ("weekday",)
+    ordinary = days_like_weather(1, 300, seed=7)
+    judged = calibrated(
+        compute_drift(reference, ordinary, NUMERIC, CATEGORICAL, 0.01, score="score"), calibration
+    )
+    assert "weekday" in judged.expected
+    assert judged.share_drifted == 0.0
+    # A column that varies within days (temp) is judged as before.
+    assert "temp" not in calibration.day_constant

@@ -27,3 +27,6 @@ CREATE TABLE IF NOT EXISTS {performance_table} (
     model_versions VARCHAR[] NOT NULL,
     dagster_run_id VARCHAR NOT NULL
 );
+-- The champion's holdout metric and the day's degradation bound (added after the first release).
+ALTER TABLE {performance_table} ADD COLUMN IF NOT EXISTS holdout_value DOUBLE;
+ALTER TABLE {performance_table} ADD COLUMN IF NOT EXISTS bound DOUBLE;
