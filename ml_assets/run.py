@@ -10,6 +10,7 @@ instance under DAGSTER_HOME, so everything is visible afterwards in `make dev`.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import sys
 import time
@@ -218,6 +219,10 @@ def main() -> int:
     # The console keeps to the summary: MLflow's artifact download bars (model cards read the
     # champion's evaluation record) would interleave with it.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow's store-setup INFO lines and the replay's sensor INFO notes (the summary states each
+    # decision): warnings and errors still print. The runs' own logs stay in the Dagster instance.
+    for name in ("mlflow", "alembic", "dagster"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     specs = load_specs(settings.specs_dir())
     if not specs:
         print(f"no dataset specs (*/defs.yaml) in {settings.specs_dir()}", file=sys.stderr)

@@ -9,7 +9,10 @@ that lead back to the Dagster run and asset that made it.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import tempfile
 import warnings
 from collections.abc import Mapping
@@ -34,6 +37,8 @@ from ml_assets.layers.train.dataset import TrainingSetInfo
 from ml_assets.layers.train.search import FamilyResult
 from ml_assets.layers.train.training import Candidate
 from ml_assets.resources.mlflow_tracking import MlflowTracking
+
+_LOG = logging.getLogger(__name__)
 
 MODEL_NAME = "model"  # name of the logged model inside its run
 PREDICTIONS_SAMPLE = "validation_predictions.parquet"
@@ -218,20 +223,24 @@ def log_candidate(
             }
         )
         name = registered_model_name(spec)
-        version = mlflow.register_model(
-            model_uris[candidate.chosen],
-            name,
-            tags={
-                "family": candidate.chosen,
-                "task": candidate.task,
-                "data_version": info.data_version,
-                "features": _tag(features_json, "see feature_schema.json in the run"),
-                "dagster_run_id": tags.get("dagster_run_id", ""),
-                "dataset": spec.name,
-                "train_window": run_tags["train_window"],
-                "mlflow_parent_run_id": parent.info.run_id,
-            },
-        )
+        # MLflow prints "Successfully registered model ..." to stderr: the debug log gets it.
+        with contextlib.redirect_stderr(io.StringIO()) as said:
+            version = mlflow.register_model(
+                model_uris[candidate.chosen],
+                name,
+                tags={
+                    "family": candidate.chosen,
+                    "task": candidate.task,
+                    "data_version": info.data_version,
+                    "features": _tag(features_json, "see feature_schema.json in the run"),
+                    "dagster_run_id": tags.get("dagster_run_id", ""),
+                    "dataset": spec.name,
+                    "train_window": run_tags["train_window"],
+                    "mlflow_parent_run_id": parent.info.run_id,
+                },
+            )
+        if said.getvalue().strip():
+            _LOG.debug("mlflow: %s", said.getvalue().strip())
         tracking.client().set_registered_model_alias(name, CHALLENGER, version.version)
         mlflow.set_tags(
             {
