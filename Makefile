@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip==26.3"
+	@# A venv made before the CPU-only XGBoost build holds the full wheel (and 470 MB of NCCL).
+	$(PY) -m pip uninstall --quiet --yes xgboost nvidia-nccl-cu12 2>/dev/null || true
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
