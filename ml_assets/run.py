@@ -116,7 +116,8 @@ def check_lines(result: dg.ExecuteInProcessResult) -> list[str]:
         if is_day_record(ev):
             continue
         status = "PASS" if ev.passed else f"FAIL({ev.severity.value})"
-        lines.append(f"    {ev.asset_key.to_user_string():<26} {ev.check_name:<28} {status}")
+        note = f"  {ev.metadata['summary'].value}" if "summary" in ev.metadata else ""
+        lines.append(f"    {ev.asset_key.to_user_string():<26} {ev.check_name:<28} {status}{note}")
     return lines
 
 

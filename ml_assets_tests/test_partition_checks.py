@@ -179,7 +179,8 @@ def test_a_range_run_shows_each_days_check_status_in_the_ui(
     # The window's results are unchanged: one per check, without a partition, last of its step.
     window_results = [e for e in result.get_asset_check_evaluations() if not is_day_record(e)]
     assert sorted((e.asset_key.path[-1], e.check_name) for e in window_results) == sorted(
-        [(a, c) for a, cs in DAILY_CHECKS.items() for c in cs] + [("raw", "freshness")]
+        [(a, c) for a, cs in DAILY_CHECKS.items() for c in cs]
+        + [("raw", "freshness"), ("raw", "source_rows_accounted")]
     )
     assert {e.partition for e in window_results} == {None}
     by_check = {(e.asset_key.path[-1], e.check_name): e for e in window_results}

@@ -36,6 +36,8 @@ ASSETS = (
 TABLES = (
     "raw",
     "source_files",
+    "source_file_days",
+    "rejected_rows",
     "validated",
     "quarantine",
     "features",

@@ -66,7 +66,7 @@ def propose(options: Options) -> Proposal:
     )
     notes.review.append(
         f"partitions.end = {daily.last}: remove it to keep ingesting new days (landing files "
-        "outside the partitions are rejected)"
+        "rows outside the partitions go to <name>.rejected_rows with their reason)"
     )
     if profile.skipped:
         notes.review.append(

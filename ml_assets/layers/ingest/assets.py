@@ -66,6 +66,10 @@ def build_raw_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 "source_checksums": dg.MetadataValue.text(
                     ",".join(sorted({f["checksum"] for f in written.files}))
                 ),
+                # Rows of the files read that fit no partition: per file, not per window.
+                "rejected_rows": dg.MetadataValue.int(sum(written.rejected.values())),
+                "rejected_by_reason": dg.MetadataValue.json(written.rejected),
+                "rejected_table": dg.MetadataValue.text(f"{spec.name}.rejected_rows"),
             }
         )
 

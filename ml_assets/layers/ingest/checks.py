@@ -1,8 +1,9 @@
-"""Checks on `raw`: row-count anomaly against the trailing days, and freshness.
+"""Checks on `raw`: source rows accounted for, row-count anomaly, and freshness.
 
 `row_count_anomaly` judges each day, so it is partitioned and reports every day of a range run
 (`ml_assets.core.checks`); `freshness` judges the table against today, not a day, and stays one
-result per run.
+result per run. So does `source_rows_accounted`: its unit is a source file, which usually spans
+many days (the bundled flights file is the whole year), and a row with no day belongs to none.
 """
 
 import datetime as dt
@@ -12,7 +13,13 @@ import dagster as dg
 from ml_assets.core.checks import DayResult, daily_asset_check, record_days, window_days
 from ml_assets.core.partitions import window
 from ml_assets.core.spec import DatasetSpec
-from ml_assets.layers.ingest.logic import expected_newest_day, newest_raw_day, row_count_anomalies
+from ml_assets.layers.ingest.logic import (
+    FileAccount,
+    expected_newest_day,
+    newest_raw_day,
+    row_count_anomalies,
+    source_accounts,
+)
 from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
 
 
@@ -94,4 +101,63 @@ def build_raw_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
             },
         )
 
-    return [row_count_anomaly, freshness]
+    @dg.asset_check(
+        asset=spec.names.key("raw"),
+        name="source_rows_accounted",
+        blocking=True,
+        pool=WAREHOUSE_POOL,
+        description=(
+            "Per source file: rows in the file = rows placed in a day + rows rejected with a "
+            f"reason (`{spec.name}.rejected_rows`), and each day of the run holds exactly the "
+            "rows its files place there."
+        ),
+    )
+    def source_rows_accounted(
+        context: dg.AssetCheckExecutionContext, warehouse: Warehouse
+    ) -> dg.AssetCheckResult:
+        """Blocking (ERROR): a row missing from both raw and rejected_rows, or a day of raw that
+        differs from its files, is a defect of the pipeline, not of the data, and every number
+        downstream of the window would silently be wrong; rows rejected with a reason are the
+        data's problem, counted here, and do not fail it."""
+        partitioned = context.has_partition_key or context.has_partition_key_range
+        start, end = window(context) if partitioned else (None, None)
+        with warehouse.get_connection() as conn:
+            accounts = source_accounts(conn, spec, start, end)
+        return dg.AssetCheckResult(
+            passed=all(a.accounted for a in accounts),
+            metadata=_accounts_metadata(accounts, start, end),
+        )
+
+    return [row_count_anomaly, freshness, source_rows_accounted]
+
+
+def _accounts_metadata(
+    accounts: list[FileAccount], start: dt.date | None, end: dt.date | None
+) -> dict[str, dg.MetadataValue]:
+    reasons: dict[str, int] = {}
+    for a in accounts:
+        for code, n in a.reasons.items():
+            reasons[code] = reasons.get(code, 0) + n
+    rows = sum(a.rows or 0 for a in accounts)
+    in_raw, rejected = sum(a.in_raw for a in accounts), sum(a.rejected for a in accounts)
+    waiting, unaccounted = sum(a.waiting for a in accounts), sum(a.unaccounted for a in accounts)
+    by_reason = ", ".join(f"{code} {n:,}" for code, n in sorted(reasons.items()))
+    summary = (
+        f"{rows:,} source rows in {len(accounts)} file(s): {in_raw:,} in raw, "
+        f"{rejected:,} rejected{f' ({by_reason})' if by_reason else ''}, "
+        f"{waiting:,} waiting for days not yet written; {unaccounted:,} unaccounted"
+    )
+    bad = [a for a in accounts if not a.accounted]
+    return {
+        "summary": dg.MetadataValue.text(summary),
+        "days_judged": dg.MetadataValue.text(f"{start}..{end}" if start else "days raw holds"),
+        "source_rows": dg.MetadataValue.int(rows),
+        "raw_rows": dg.MetadataValue.int(in_raw),
+        "rejected_rows": dg.MetadataValue.int(rejected),
+        "rejected_by_reason": dg.MetadataValue.json(reasons),
+        "waiting_rows": dg.MetadataValue.int(waiting),
+        "unaccounted_rows": dg.MetadataValue.int(unaccounted),
+        "raw_rows_off": dg.MetadataValue.int(sum(a.mismatched for a in accounts)),
+        "files_not_accounted": dg.MetadataValue.json([a.as_metadata() for a in bad[:20]]),
+        "files": dg.MetadataValue.json([a.as_metadata() for a in accounts[:50]]),
+    }

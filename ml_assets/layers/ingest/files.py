@@ -2,8 +2,10 @@
 
 Raw keeps every source value as text (VARCHAR) so that a wrong type in one cell is a quarantine
 reason later, not a reader error that loses the whole file. Structural problems (unreadable file,
-missing columns, rows with no event time or outside the partitions) reject the file with an error
-that names the problem, before anything is written.
+missing columns, no row with an event time) reject the file with an error that names the problem,
+before anything is written. A row that cannot be placed in a partition (no event time, an
+unparseable one, a day outside the partitions) does not reject its file: it is kept, with its
+reason, in `<ds>.rejected_rows` (see `raw.py`), so every source row is accounted for.
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ import glob
 import hashlib
 import importlib.util
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
 from ml_assets import settings
+from ml_assets.core.partitions import daily_partitions
 from ml_assets.core.spec import DatasetSpec, SourceSpec
-from ml_assets.core.sql import ident, literal
+from ml_assets.core.sql import ident, literal, render
+
+SQL = Path(__file__).parent / "sql"
 
 
 class SourceError(ValueError):
@@ -43,9 +48,13 @@ class SourceFile:
 @dataclass(frozen=True)
 class FileProfile:
     rows: int
-    first_date: dt.date
+    first_date: dt.date  # span of the rows' event times (what `source_files` records)
     last_date: dt.date
     extra_columns: tuple[str, ...]
+    placed: int = 0  # rows whose day is inside the partitions
+    placed_first: dt.date | None = None  # span of those days (what a landing run covers)
+    placed_last: dt.date | None = None
+    rejected: dict[str, int] = field(default_factory=dict)  # reason code -> rows
 
 
 def sha256(path: Path) -> str:
@@ -137,18 +146,70 @@ def event_time_sql(spec: DatasetSpec) -> str:
     return f"CAST({et.sql} AS TIMESTAMP)"
 
 
+def placement_bounds(spec: DatasetSpec) -> tuple[dt.date, dt.date]:
+    """First and last day a row may be placed in: the declared partitions.
+
+    An open-ended spec places rows up to tomorrow (UTC; a day of slack for zones ahead of UTC):
+    days after the newest partition wait for it (the daily run rebuilds a day from every file
+    registered for it), while a row dated further ahead is rejected as outside the partitions.
+    """
+    end = spec.partitions.end or dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+    return spec.partitions.start, end
+
+
+def last_partition_day(spec: DatasetSpec) -> dt.date | None:
+    """The newest partition that exists now (Dagster creates a day's partition once it ends)."""
+    key = daily_partitions(spec).get_last_partition_key()
+    return dt.date.fromisoformat(key) if key else None
+
+
+def sourced_sql(spec: DatasetSpec, reader: str) -> str:
+    """Every row the `reader` SELECT reads, with its place: a day, or a `_reason`.
+
+    The one definition of placement (`sql/sourced.sql`): the sensor's inspection and the raw
+    write cannot disagree on which rows fit. Bind the reader's `$path` and `placement_params`.
+    Reasons: `no_event_time`, `unparseable_event_time: <text>` (a column event time; an
+    expression's NULL is `no_event_time`), `outside_partitions: <time> <zone> not in [a, b]`.
+    """
+    et = spec.event_time
+    if et.column:
+        text = f"_r.{ident(et.column)}"
+        missing = (
+            f"CASE WHEN {text} IS NULL THEN 'no_event_time' "
+            f"ELSE 'unparseable_event_time: ' || left({text}, 100) END"
+        )
+    else:
+        missing = "'no_event_time'"
+    return render(
+        SQL / "sourced.sql",
+        reader=reader,
+        typed_columns=typed_columns_sql(spec, "numbered"),
+        event_time=event_time_sql(spec),
+        missing_time_reason=missing,
+        struct_columns=", ".join(f"_r.{ident(c)} AS {ident(c)}" for c in spec.columns),
+    )
+
+
+def placement_params(spec: DatasetSpec) -> dict[str, object]:
+    """The bound parameters of `sourced_sql` besides the reader's `$path`."""
+    first, last = placement_bounds(spec)
+    return {"first": first, "last": last, "timezone": spec.event_time.timezone}
+
+
 def inspect_file(
     file: SourceFile,
     spec: DatasetSpec,
     source: SourceSpec | None = None,
     *,
-    reject_outside: bool = True,
+    require_placed: bool = True,
 ) -> FileProfile:
-    """Reject a file that cannot be ingested whole; otherwise describe it.
+    """Reject a file that cannot be ingested at all; otherwise describe it.
 
     Runs on a private in-memory DuckDB, so sensors can call it without touching the warehouse.
-    A dropped file with rows outside the partitions is rejected (they would be lost); a bundled
-    source may span more than the spec declares (`reject_outside=False`), by configuration.
+    Rows that fit no partition do not reject the file (raw records them with their reason), but
+    a file none of whose rows has an event time is refused, and so is a dropped file none of
+    whose rows falls in the partitions (`require_placed`): no partition run could take it. A
+    bundled source may lie wholly outside, by configuration: its rows are then all rejected rows.
     """
     source = source or spec.source
     name = file.path.name
@@ -162,10 +223,12 @@ def inspect_file(
         )
         columns = [row[0] for row in described.fetchall()]
     except duckdb.Error as exc:
+        con.close()
         first = str(exc).strip().splitlines()[0]
         raise SourceError(f"{name}: could not read as {file.format}: {first}") from None
     missing = [c for c in spec.columns if c not in columns]
     if missing:
+        con.close()
         hint = ""
         if len(columns) == 1 and file.format == "csv":
             hint = (
@@ -174,34 +237,39 @@ def inspect_file(
             )
         raise SourceError(f"{name}: missing contract columns {missing}{hint}")
     extra = tuple(c for c in columns if c not in spec.contract.columns)
-    sql = f"""
-        WITH src AS ({reader_sql(file, source)}),
-        typed AS (SELECT {typed_columns_sql(spec)} FROM src),
-        ev AS (SELECT {event_time_sql(spec)} AS t FROM typed)
-        SELECT count(*), count(t), min(t)::DATE, max(t)::DATE,
-               count(*) FILTER (WHERE t::DATE < $start OR t::DATE > $end)
-        FROM ev
-    """
-    end = spec.partitions.end or dt.date.today() + dt.timedelta(days=1)
+    params = {"path": str(file.readable_path), **placement_params(spec)}
     try:
-        rows, timed, first, last, outside = con.execute(
-            sql, {"path": str(file.readable_path), "start": spec.partitions.start, "end": end}
+        row = con.execute(
+            render(SQL / "profile.sql", sourced=sourced_sql(spec, reader_sql(file, source))),
+            params,
         ).fetchone()
     except duckdb.Error as exc:
         first_line = str(exc).strip().splitlines()[0]
         raise SourceError(f"{name}: could not read as {file.format}: {first_line}") from None
     finally:
         con.close()
+    rows, timed, first, last, placed, placed_first, placed_last, rejected = row
     if rows == 0:
         raise SourceError(f"{name}: file has a header but no rows")
-    if timed < rows:
+    if timed == 0:
         raise SourceError(
-            f"{name}: {rows - timed} of {rows} rows have no valid event time "
-            f"({spec.event_time.column or spec.event_time.expression}); they cannot be placed in a partition"
+            f"{name}: {rows} of {rows} rows have no valid event time "
+            f"({spec.event_time.column or spec.event_time.expression}); none can be placed in "
+            "a partition"
         )
-    if outside and reject_outside:
+    start, end = placement_bounds(spec)
+    if placed == 0 and require_placed:
         raise SourceError(
-            f"{name}: {outside} rows have event dates outside the partitions "
-            f"{spec.partitions.start}..{end} (file spans {first}..{last})"
+            f"{name}: all {rows} rows are outside the partitions {start}..{end} or have no "
+            f"valid event time (file spans {first}..{last}); no partition run can take it"
         )
-    return FileProfile(rows=rows, first_date=first, last_date=last, extra_columns=extra)
+    return FileProfile(
+        rows=rows,
+        first_date=first,
+        last_date=last,
+        extra_columns=extra,
+        placed=placed,
+        placed_first=placed_first,
+        placed_last=placed_last,
+        rejected=dict(rejected or {}),
+    )

@@ -4,6 +4,18 @@ A partition is rebuilt from every file that holds rows for it: the spec's bundle
 landing files registered earlier (kept as immutable archived copies). Rebuilding therefore gives
 the same rows each time, and a landing file dropped twice adds its rows once (files are keyed by
 checksum).
+
+No source row is lost. A row whose event time is missing, unparseable or on a day outside the
+partitions goes to `<ds>.rejected_rows`, every column as read plus `_source_file`,
+`_source_checksum`, `_source_row` and `_reason`, rather than into quarantine under the nearest
+partition: such a row has no day (or none that exists), so filing it under the first or last day
+would charge that day's quarantine rate and row conservation with rows that never happened on it,
+and a row with no time has no nearest day at all. Rejections belong to a file, not a day, so they
+are rewritten per file: each run that reads a file replaces that file's rejected rows and its
+per-day row counts (`<ds>.source_file_days`) inside the same transaction as the raw window, so a
+rerun never duplicates them and a spec change (a later `partitions.end`) re-places them. The
+`source_rows_accounted` check then proves, per file, rows in the file = rows placed in a day +
+rows rejected with a reason, and that each day of the window holds exactly its files' rows.
 """
 
 from __future__ import annotations
@@ -19,14 +31,16 @@ from ml_assets import settings
 from ml_assets.core.spec import DatasetSpec
 from ml_assets.core.sql import create_tables, ident, render, rewrite_window
 from ml_assets.layers.ingest.files import (
+    FileProfile,
     SourceError,
     SourceFile,
-    event_time_sql,
     inspect_file,
+    last_partition_day,
+    placement_params,
     reader_sql,
     resolve_source,
     source_file,
-    typed_columns_sql,
+    sourced_sql,
 )
 
 SQL = Path(__file__).parent / "sql"
@@ -36,6 +50,8 @@ SQL = Path(__file__).parent / "sql"
 class RawWrite:
     rows_per_day: dict[dt.date, int]
     files: list[dict] = field(default_factory=list)
+    # Rows of the files read that fit no partition, per reason code (`outside_partitions`, ...).
+    rejected: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -49,6 +65,8 @@ def ensure_tables(conn: duckdb.DuckDBPyConnection, spec: DatasetSpec) -> None:
         schema=spec.names.schema,
         raw_table=spec.names.table("raw"),
         source_files_table=spec.names.table("source_files"),
+        rejected_table=spec.names.table("rejected_rows"),
+        file_days_table=spec.names.table("source_file_days"),
         raw_columns=",\n    ".join(f"{ident(c)} VARCHAR" for c in spec.columns),
     )
 
@@ -93,6 +111,33 @@ def _archive(spec: DatasetSpec, file: SourceFile) -> SourceFile:
     return SourceFile(file.path, file.checksum, file.format, target, file.uri)
 
 
+def _check_landing_window(
+    file: SourceFile, profile: FileProfile, spec: DatasetSpec, start: dt.date, end: dt.date
+) -> None:
+    """A landing file's placed days that exist as partitions must lie in this run's window:
+    a day left out would get its rows only whenever someone rebuilt it. Days after the newest
+    partition wait for it (the daily run of that day reads every file registered for it)."""
+    newest = last_partition_day(spec)
+    last = min(profile.placed_last, newest) if newest else profile.placed_last
+    if profile.placed_first < start or last > end:
+        raise SourceError(
+            f"{file.path.name}: spans {profile.placed_first}..{profile.placed_last}, outside this "
+            f"run's partitions {start}..{end}"
+        )
+
+
+def _retired_bundled(
+    conn: duckdb.DuckDBPyConnection, spec: DatasetSpec, bundled: list[SourceFile]
+) -> list[str]:
+    """Bundled files registered earlier that the spec no longer names: each rewrite drops their
+    rows, so their placement ledger goes too (else the check would miss rows no longer wanted)."""
+    current = {f.checksum for f in bundled}
+    rows = conn.execute(
+        f"SELECT checksum FROM {spec.names.table('source_files')} WHERE kind = 'bundled'"
+    ).fetchall()
+    return [c for (c,) in rows if c not in current]
+
+
 def write_raw(
     conn: duckdb.DuckDBPyConnection,
     spec: DatasetSpec,
@@ -106,26 +151,23 @@ def write_raw(
     """Replace raw partitions [start, end] in one transaction; return rows per day.
 
     Every file is inspected (and rejected with a clear error) before the transaction opens, so a
-    bad file never leaves a half-written window.
+    bad file never leaves a half-written window. In the same transaction each file read gets its
+    rejected rows and per-day counts rewritten (see the module docstring).
     """
     ensure_tables(conn, spec)
     known = _known(conn, spec)
-    to_register: list[tuple[str, SourceFile, object]] = []
+    to_register: list[tuple[str, SourceFile, FileProfile]] = []
     bundled = resolve_source(spec.source)
     for f in bundled:
         if f.checksum not in known:
-            to_register.append(("bundled", f, inspect_file(f, spec, reject_outside=False)))
+            to_register.append(("bundled", f, inspect_file(f, spec, require_placed=False)))
     new_landing: list[SourceFile] = []
     for path in landing:
         f = landing_file(Path(path))
         if f.checksum in known or any(f.checksum == g.checksum for g in bundled + new_landing):
             continue  # the same bytes were ingested already: once is enough
         profile = inspect_file(f, spec, spec.source)
-        if profile.first_date < start or profile.last_date > end:
-            raise SourceError(
-                f"{f.path.name}: spans {profile.first_date}..{profile.last_date}, outside this run's "
-                f"partitions {start}..{end}"
-            )
+        _check_landing_window(f, profile, spec, start, end)
         archived = _archive(spec, f)
         new_landing.append(archived)
         to_register.append(("landing", archived, profile))
@@ -133,28 +175,21 @@ def write_raw(
     files = bundled + _registered_landing(conn, spec, start, end) + new_landing
     table = spec.names.table("raw")
     columns = ", ".join(ident(c) for c in spec.columns)
-    struct_columns = ", ".join(f"_r.{ident(c)}" for c in spec.columns)
-    params = {"start": start, "end": end, "ingested_at": ingested_at, "run_id": run_id}
+    stamp = {"ingested_at": ingested_at, "run_id": run_id}
+    placement = placement_params(spec)  # once: an open-ended spec's bounds move with the date
+    retired = _retired_bundled(conn, spec, bundled)
     with rewrite_window(conn, [table], start, end):
-        for f in files:
-            sql = render(
-                SQL / "raw_insert.sql",
-                raw_table=table,
-                raw_columns=columns,
-                reader=reader_sql(f, spec.source),
-                typed_columns=typed_columns_sql(spec, "numbered"),
-                event_time=event_time_sql(spec),
-                struct_columns=struct_columns,
+        if retired:
+            conn.execute(
+                f"DELETE FROM {spec.names.table('rejected_rows')} WHERE list_contains($c, _source_checksum)",
+                {"c": retired},
             )
             conn.execute(
-                sql,
-                {
-                    **params,
-                    "path": str(f.readable_path),
-                    "source_file": f.name,
-                    "checksum": f.checksum,
-                },
+                f"DELETE FROM {spec.names.table('source_file_days')} WHERE list_contains($c, checksum)",
+                {"c": retired},
             )
+        for f in files:
+            _write_file(conn, spec, f, (start, end), columns, stamp, placement)
         for kind, f, profile in to_register:
             conn.execute(
                 f"""INSERT INTO {spec.names.table("source_files")} VALUES
@@ -176,6 +211,11 @@ def write_raw(
     counts = conn.execute(
         render(SQL / "raw_counts.sql", raw_table=table), {"start": start, "end": end}
     ).fetchall()
+    rejected = conn.execute(
+        f"""SELECT split_part(_reason, ':', 1), count(*) FROM {spec.names.table("rejected_rows")}
+            WHERE list_contains($c, _source_checksum) GROUP BY ALL ORDER BY ALL""",
+        {"c": [f.checksum for f in files]},
+    ).fetchall()
     described = [
         {
             "file": f.name,
@@ -184,4 +224,49 @@ def write_raw(
         }
         for f in files
     ]
-    return RawWrite(rows_per_day={d: n for d, n in counts}, files=described)
+    return RawWrite(
+        rows_per_day={d: n for d, n in counts}, files=described, rejected=dict(rejected)
+    )
+
+
+def _write_file(
+    conn: duckdb.DuckDBPyConnection,
+    spec: DatasetSpec,
+    f: SourceFile,
+    window: tuple[dt.date, dt.date],
+    columns: str,
+    stamp: dict[str, object],
+    placement: dict[str, object],
+) -> None:
+    """One file, read once: its rows of the window into raw, and (replacing what an earlier run
+    wrote) all its rejected rows and its rows per day. Runs inside the window's transaction."""
+    lineage = {"source_file": f.name, "checksum": f.checksum}
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE _sourced AS " + sourced_sql(spec, reader_sql(f, spec.source)),
+        {"path": str(f.readable_path), **placement},
+    )
+    conn.execute(
+        render(SQL / "raw_insert.sql", raw_table=spec.names.table("raw"), raw_columns=columns),
+        {**lineage, **stamp, "start": window[0], "end": window[1]},
+    )
+    conn.execute(
+        f"DELETE FROM {spec.names.table('rejected_rows')} WHERE _source_checksum = $checksum",
+        {"checksum": f.checksum},
+    )
+    conn.execute(
+        render(
+            SQL / "rejected_insert.sql",
+            rejected_table=spec.names.table("rejected_rows"),
+            raw_columns=columns,
+        ),
+        {**lineage, **stamp},
+    )
+    conn.execute(
+        f"DELETE FROM {spec.names.table('source_file_days')} WHERE checksum = $checksum",
+        {"checksum": f.checksum},
+    )
+    conn.execute(
+        render(SQL / "file_days_insert.sql", file_days_table=spec.names.table("source_file_days")),
+        {"checksum": f.checksum, "run_id": stamp["run_id"]},
+    )
+    conn.execute("DROP TABLE _sourced")
