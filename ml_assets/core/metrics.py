@@ -8,8 +8,14 @@ with the same names and the same directions, so a metric can never be "better" i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from ml_assets.core.model import Task
+
+# How a slice's shortfall against the overall value is measured. Errors and losses scale with the
+# label (an RMSE in cents, a log loss in nats), so their gap is relative: (slice - overall) /
+# overall. Bounded scores (AUC, F1, ...) already share one scale across datasets: absolute.
+GapKind = Literal["absolute", "relative"]
 
 
 class EvaluationError(ValueError):
@@ -22,22 +28,31 @@ class MetricInfo:
     task: Task
     higher_is_better: bool
     description: str
+    gap: GapKind  # how the slice gate measures a slice's shortfall (see GapKind)
+    # Judge slices by this metric instead. R² of a slice is measured against the slice's own mean,
+    # so a slice column that explains the label lowers it where the model is no worse: R² slices
+    # are judged by their RMSE relative to the overall RMSE.
+    slices_by: str | None = None
 
 
 METRICS: dict[str, MetricInfo] = {
     m.name: m
     for m in (
-        MetricInfo("roc_auc", "binary", True, "area under the ROC curve"),
-        MetricInfo("pr_auc", "binary", True, "average precision"),
-        MetricInfo("log_loss", "binary", False, "cross-entropy of the probabilities"),
-        MetricInfo("brier", "binary", False, "mean squared error of the probabilities"),
-        MetricInfo("f1", "binary", True, "F1 at the decision threshold"),
-        MetricInfo("precision", "binary", True, "precision at the decision threshold"),
-        MetricInfo("recall", "binary", True, "recall at the decision threshold"),
-        MetricInfo("ece", "binary", False, "expected calibration error, 10 equal-width bins"),
-        MetricInfo("rmse", "regression", False, "root mean squared error"),
-        MetricInfo("mae", "regression", False, "mean absolute error"),
-        MetricInfo("r2", "regression", True, "coefficient of determination"),
+        MetricInfo("roc_auc", "binary", True, "area under the ROC curve", "absolute"),
+        MetricInfo("pr_auc", "binary", True, "average precision", "absolute"),
+        MetricInfo("log_loss", "binary", False, "cross-entropy of the probabilities", "relative"),
+        MetricInfo("brier", "binary", False, "mean squared error of the probabilities", "relative"),
+        MetricInfo("f1", "binary", True, "F1 at the decision threshold", "absolute"),
+        MetricInfo("precision", "binary", True, "precision at the decision threshold", "absolute"),
+        MetricInfo("recall", "binary", True, "recall at the decision threshold", "absolute"),
+        # A calibration error is already on the probability scale and near 0 for a good model, so
+        # a ratio to it would be mostly noise: absolute, like the calibration gate's bound.
+        MetricInfo(
+            "ece", "binary", False, "expected calibration error, 10 equal-width bins", "absolute"
+        ),
+        MetricInfo("rmse", "regression", False, "root mean squared error", "relative"),
+        MetricInfo("mae", "regression", False, "mean absolute error", "relative"),
+        MetricInfo("r2", "regression", True, "coefficient of determination", "absolute", "rmse"),
     )
 }
 
@@ -56,6 +71,13 @@ def higher_is_better(metric: str) -> bool:
     if metric not in METRICS:
         raise EvaluationError(f"unknown metric {metric!r}; known metrics: {', '.join(METRICS)}")
     return METRICS[metric].higher_is_better
+
+
+def slice_gap_rule(metric: str) -> tuple[str, GapKind]:
+    """The metric a slice gate compares slices on, and whether its gap is relative or absolute."""
+    higher_is_better(metric)  # raises for an unknown metric
+    judged = METRICS[metric].slices_by or metric
+    return judged, METRICS[judged].gap
 
 
 def check_metric(metric: str, task: str) -> None:

@@ -203,7 +203,15 @@ class EvaluationSection(_Strict):
         ..., description="Blocking: the candidate's primary metric must reach this."
     )
     non_inferiority_tolerance: float = Field(0.01, ge=0)
-    max_slice_gap: float = Field(0.15, ge=0)
+    max_slice_gap: float | None = Field(
+        None,
+        ge=0,
+        description="Blocking: how much worse than overall a slice (of >= min_slice_rows rows) may "
+        "be once its bootstrap noise is allowed for. Absolute for bounded scores (roc_auc, pr_auc, "
+        "f1, ...: 0.15 = 0.80 overall vs 0.65); relative for error metrics (rmse, mae, log_loss, "
+        "brier: 0.2 = 20% worse than overall) and for r2, whose slices are judged by RMSE. "
+        "Defaults to 0.15 absolute, 0.25 relative (evaluate/gates.py says why).",
+    )
     min_slice_rows: int = Field(200, ge=1)
     max_calibration_error: float = Field(0.05, ge=0)
     leakage_ceiling: float = Field(0.995, description="A primary metric this good is implausible.")

@@ -135,7 +135,10 @@ def test_slice_gap_is_positive_when_worse_for_rmse_and_handles_nulls() -> None:
     frame = pd.DataFrame({"g": ["a"] * 300 + [None] * 300})
     report = slice_metrics(frame, ["g"], t, s, "regression", "rmse", min_rows=100)
     assert report.worst.value == "NULL" and report.worst.metric == pytest.approx(3.0)
-    assert report.gap == pytest.approx(3.0 - math.sqrt(5.0)) and report.gap > 0
+    # An error metric's gap is relative: (slice RMSE - overall RMSE) / overall RMSE.
+    overall = math.sqrt(5.0)
+    assert report.gap == pytest.approx((3.0 - overall) / overall) and report.gap > 0
+    assert report.gap_kind == "relative" and report.worst.gap_low == pytest.approx(report.gap)
     with pytest.raises(EvaluationError, match="not defined for task"):
         slice_metrics(frame, ["g"], t, s, "regression", "roc_auc", min_rows=100)
     with pytest.raises(EvaluationError, match="not in the frame"):
@@ -231,9 +234,9 @@ def test_gate_floor_and_slice_gap_for_regression_direction() -> None:
     gates = {g.name: g for g in gate_results(m, compare(m, None, "rmse", 0.0), slices, section)}
     assert m["rmse"] > 1.0 and not gates["metric_floor"].passed
     assert gates["metric_floor"].expected == "<= 1.0"
-    assert (
-        gates["slice_gap"].observed == pytest.approx(1.5 - m["rmse"]) and gates["slice_gap"].passed
-    )
+    # Relative for RMSE (was 1.5 - rmse in label units); constant errors leave no bootstrap noise.
+    assert gates["slice_gap"].observed == pytest.approx((1.5 - m["rmse"]) / m["rmse"])
+    assert gates["slice_gap"].passed and gates["slice_gap"].expected == "<= 0.5 (relative)"
     assert gates["calibration"].passed and gates["calibration"].observed is None
     with pytest.raises(ValueError, match="no blocking"):
         verdict([g for g in gates.values() if not g.blocking])
