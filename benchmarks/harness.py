@@ -187,10 +187,13 @@ def machine_info() -> dict[str, Any]:
     """Facts that make timings comparable (or explain why they are not): load is one of them."""
     versions = {}
     for pkg in PACKAGES:
-        try:
-            versions[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            versions[pkg] = None
+        # A module can come from another distribution (`xgboost` from the CPU-only `xgboost-cpu`).
+        for dist in (pkg, f"{pkg}-cpu"):
+            try:
+                versions[pkg] = importlib.metadata.version(dist)
+                break
+            except importlib.metadata.PackageNotFoundError:
+                versions[pkg] = None
     memory = _memory_bytes()
     return {
         "cpu_count": os.cpu_count(),

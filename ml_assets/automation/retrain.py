@@ -211,11 +211,12 @@ def build_retrain_sensor(spec: DatasetSpec, job_name: str, training_op: str) -> 
         if stale is not None:
             triggers.append(stale)
         plan = plan_retrains(triggers, cursor, cooldown)
+        # Debug: kept in the tick's log in the UI, off the console (`make run` states decisions).
         for t in plan.merged:
-            context.log.info(f"trigger {t.label} answered by the same retrain")
+            context.log.debug(f"trigger {t.label} answered by the same retrain")
         for t in triggers:
             if t is not plan.trigger and t not in plan.merged:
-                context.log.info(f"trigger {t.label} within cooldown; not retraining")
+                context.log.debug(f"trigger {t.label} within cooldown; not retraining")
         requests = (
             [retrain_request(spec, plan.trigger, training_op, plan.newest_day)]
             if plan.trigger
