@@ -21,6 +21,7 @@ from ml_assets.core.partitions import daily_partitions, window, window_metadata
 from ml_assets.core.predictor import load_predictor
 from ml_assets.core.spec import DatasetSpec
 from ml_assets.layers.monitor.calibration import calibrate
+from ml_assets.layers.monitor.calibration_cache import cached_calibration, calibration_key
 from ml_assets.layers.monitor.performance import (
     Expectation,
     realized_performance,
@@ -110,13 +111,22 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             current = current_frame(conn, spec, columns, start, end)
         # Prediction drift needs the champion's scores on its own training window.
         reference["score"] = load_predictor(ref, mlflow).predict(reference)
-        calibration = calibrate(
-            reference,
-            features.numeric,
-            features.categorical,
-            p_value=monitoring.drift_p_value,
-            quantile=monitoring.drift_quantile,
+        drift_settings = {
+            "p_value": monitoring.drift_p_value,
+            "quantile": monitoring.drift_quantile,
+        }
+        # Computed once per champion and reference window, not once per run (see the module).
+        cached = cached_calibration(
+            settings.cache_dir() / spec.name / "drift_calibration",
+            label=f"v{ref.version}_{ref_start}_{ref_end}",
+            key=calibration_key(
+                reference, features.numeric, features.categorical, **drift_settings
+            ),
+            compute=lambda: calibrate(
+                reference, features.numeric, features.categorical, **drift_settings
+            ),
         )
+        calibration = cached.calibration
         drift = window_drift(
             reference,
             current,
@@ -171,6 +181,8 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                 else dg.MetadataValue.text("-"),
                 "evidently_disagreements": dg.MetadataValue.json(drift.disagreements),
                 "calibration": dg.MetadataValue.json(calibration.to_json()),
+                "calibration_file": dg.MetadataValue.path(str(cached.path)),
+                "calibration_reused": dg.MetadataValue.bool(cached.hit),
                 "expected_drift": dg.MetadataValue.json(list(monitoring.expected_drift)),
             },
         )

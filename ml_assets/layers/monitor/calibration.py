@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,26 @@ class Calibration:
             },
             "day_constant": list(self.day_constant),
         }
+
+    def to_record(self) -> dict[str, object]:
+        """Everything, at full precision (JSON floats round-trip exactly): what the cache keeps."""
+        return {
+            "quantile": self.quantile,
+            "days": self.days,
+            "methods": dict(self.methods),
+            "bounds": {c: float(b) for c, b in self.bounds.items()},
+            "day_constant": list(self.day_constant),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Calibration:
+        return cls(
+            quantile=float(record["quantile"]),
+            days=int(record["days"]),
+            methods=dict(record["methods"]),
+            bounds={c: float(b) for c, b in record["bounds"].items()},
+            day_constant=tuple(record["day_constant"]),
+        )
 
 
 def calibrate(
