@@ -5,7 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
+import sqlalchemy
+from dagster._core.storage.event_log.sqlite import sqlite_event_log
 
 from ml_assets import sqlite_durability
 
@@ -43,3 +46,49 @@ def test_an_unknown_level_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("ML_ASSETS_SQLITE_SYNCHRONOUS", "sometimes")
     with pytest.raises(ValueError, match="ML_ASSETS_SQLITE_SYNCHRONOUS='SOMETIMES'"):
         sqlite_durability.sqlite_synchronous()
+
+
+def test_the_event_log_builds_one_engine_per_shard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every event opens connections; only the first per shard file builds an engine (whose
+    compiled-statement cache the rest then reuse): a run logging 10x more events builds no more
+    engines, and every event is still stored."""
+    sqlite_durability.install()
+    built: list[str] = []
+    real = sqlalchemy.create_engine
+
+    def counting(url: str, *args: object, **kwargs: object) -> sqlalchemy.engine.Engine:
+        built.append(str(url))
+        return real(url, *args, **kwargs)
+
+    monkeypatch.setattr(sqlalchemy, "create_engine", counting)
+    monkeypatch.setattr(sqlite_event_log, "create_engine", counting)  # Dagster's own name for it
+
+    def job_logging(events: int) -> dg.AssetsDefinition:
+        @dg.asset(
+            name=f"numbers_{events}",
+            check_specs=[dg.AssetCheckSpec("ok", asset=f"numbers_{events}")],
+        )
+        def numbers():
+            for _ in range(events):
+                yield dg.AssetObservation(asset_key=f"numbers_{events}")
+            yield dg.MaterializeResult(metadata={"n": events})
+            yield dg.AssetCheckResult(passed=True)
+
+        return numbers
+
+    engines, stored = [], []
+    with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
+        dg.materialize([job_logging(1)], instance=instance)  # the index shard's engine
+        for events in (5, 50):
+            before = len(built)
+            result = dg.materialize([job_logging(events)], instance=instance)
+            assert result.success
+            engines.append([u for u in built[before:] if "/history/runs/" in u])
+            stored.append(len(instance.all_logs(result.run_id)))
+    # The run's own shard once; the index shard only where Dagster builds engines outside
+    # `_connect` (a few table probes per run): nothing per event.
+    assert [sum(not u.endswith("index.db") for u in run) for run in engines] == [1, 1]
+    assert len(engines[0]) == len(engines[1]) <= 6, engines
+    assert stored[1] - stored[0] == 45
