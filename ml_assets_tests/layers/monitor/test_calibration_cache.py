@@ -35,6 +35,18 @@ def test_the_second_run_reuses_the_calibration_exactly(tmp_path: Path) -> None:
     assert again.calibration.day_constant == ("weekday",)
 
 
+def test_the_order_of_the_rows_does_not_change_the_key_or_the_calibration() -> None:
+    """The window is read without ORDER BY: the same rows in another order are the same window."""
+    reference = days_like_weather(30, 200, seed=1)
+    shuffled = reference.sample(frac=1.0, random_state=3)
+    assert calibration_key(shuffled, NUMERIC, CATEGORICAL, **SETTINGS) == calibration_key(
+        reference, NUMERIC, CATEGORICAL, **SETTINGS
+    )
+    assert calibrate(shuffled, NUMERIC, CATEGORICAL, **SETTINGS) == calibrate(
+        reference, NUMERIC, CATEGORICAL, **SETTINGS
+    )
+
+
 @pytest.mark.parametrize(
     "change",
     ["one value", "one more day", "quantile", "p_value", "column list", "score"],
