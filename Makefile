@@ -21,8 +21,9 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
+# `make run REPLAY_MONTHS=3` replays only the newest 3 months of each dataset (spec: replay.months).
 run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(PY) -m ml_assets.run
+	$(PY) -m ml_assets.run $(if $(REPLAY_MONTHS),--replay-months $(REPLAY_MONTHS))
 
 # Everything, slow tier included (what CI runs); two workers, one per core.
 test: $(STAMP) $(DAGSTER_HOME)/dagster.yaml

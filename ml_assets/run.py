@@ -1,32 +1,54 @@
 """The main job, headless: the whole graph for every dataset, then a summary.
 
-`make run` calls this. For a dataset with model layers it replays the year as it would happen
-live: backfill the data layers, train on the first `training.window_days` days, then month by
-month score and monitor the new days and let the retrain sensor decide (from the check results
-in the Dagster instance, exactly as the sensor daemon would) whether to retrain. Runs go to the
-instance under DAGSTER_HOME, so everything is visible afterwards in `make dev`.
+`make run` calls this. For each dataset: one run of the data layers over its whole history, then,
+with model layers, the replay of its months (`ml_assets.replay`). Runs go to the instance under
+DAGSTER_HOME, so everything is visible afterwards in `make dev`.
+
+The console gets one line per stage with its time as it ends (a live status line on a terminal,
+`ml_assets.console`), then per dataset the rows per layer, every check result and the model
+decisions (`ml_assets.run_report`). The runs' own logs stay in the Dagster instance (the UI); the
+libraries' and sensors' notes go to `<DAGSTER_HOME>/logs/run.log`. A failed run prints its error,
+and the exit status is then 1.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import datetime as dt
 import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
+from pathlib import Path
 
 import dagster as dg
-import duckdb
+from threadpoolctl import threadpool_limits
 
 from ml_assets import instance_health, settings
-from ml_assets.core.checks import is_day_record
+from ml_assets.console import Console, library_logs_to
 from ml_assets.core.spec import DatasetSpec, load_specs
-from ml_assets.core.sql import table_exists
-from ml_assets.core.tags import RANGE_END, RANGE_START, TRIGGER_TAG
 from ml_assets.definitions import build_defs
+from ml_assets.replay import (  # noqa: F401  (re-exported: the pieces tests and scripts drive)
+    evaluate_sensor,
+    replay,
+    replay_plan,
+    run_range,
+    train,
+    training_outcome,
+)
+from ml_assets.run_report import (
+    DatasetReport,
+    check_lines,
+    decision_lines,
+    layer_rows,
+    monthly_lines,
+)
 
-# Steps log to the Dagster instance (see them in the UI); the console keeps to the summary.
-QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+# Loggers whose INFO lines are progress notes of libraries (MLflow's store setup, alembic's
+# migrations, Dagster's sensor and instance notes): kept at WARNING on the console.
+CHATTY = ("mlflow", "alembic", "dagster", "urllib3", "httpx", "matplotlib", "numexpr")
 
 
 def partition_range(spec: DatasetSpec) -> tuple[dt.date, dt.date]:
@@ -34,238 +56,142 @@ def partition_range(spec: DatasetSpec) -> tuple[dt.date, dt.date]:
     return spec.partitions.start, end
 
 
-def months(first: dt.date, last: dt.date) -> list[tuple[dt.date, dt.date]]:
-    out, day = [], first
-    while day <= last:
-        nxt = (day.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
-        out.append((day, min(last, nxt - dt.timedelta(days=1))))
-        day = nxt
-    return out
-
-
-def run_range(
-    defs: dg.Definitions, job: str, instance: dg.DagsterInstance, start: dt.date, end: dt.date
-) -> dg.ExecuteInProcessResult:
-    """One run over a range of days (a single-run backfill), as the UI's backfill launches it."""
-    return defs.resolve_job_def(job).execute_in_process(
-        instance=instance,
-        run_config=QUIET,
-        tags={RANGE_START: start.isoformat(), RANGE_END: end.isoformat()},
-        raise_on_error=False,
-    )
-
-
-def train(
+def run_dataset(
     defs: dg.Definitions,
     spec: DatasetSpec,
     instance: dg.DagsterInstance,
-    as_of: dt.date,
-    tags: dict[str, str],
-    run_config: dict | None = None,
-) -> dg.ExecuteInProcessResult:
-    config = run_config or {
-        "ops": {spec.names.op("training_set"): {"config": {"as_of": as_of.isoformat()}}}
-    }
-    return defs.resolve_job_def(spec.names.job("train")).execute_in_process(
-        instance=instance, run_config={**QUIET, **config}, tags=tags, raise_on_error=False
-    )
-
-
-def training_outcome(result: dg.ExecuteInProcessResult) -> tuple[bool, str]:
-    """(ok, text): a candidate rejected by its gates is a decision in a successful run."""
-    if not result.success:
-        return False, "FAILED"
-    promoted = any(
-        e.materialization.asset_key.path[-1] == "champion_model"
-        for e in result.get_asset_materialization_events()
-    )
-    if promoted:
-        return True, "promoted"
-    failed = [
-        e.check_name
-        for e in result.get_asset_check_evaluations()
-        if e.asset_key.path[-1] == "model_evaluation"
-        and not e.passed
-        and e.severity == dg.AssetCheckSeverity.ERROR
-    ]
-    return True, f"rejected by {failed}"
-
-
-def layer_rows(result: dg.ExecuteInProcessResult) -> dict[str, tuple[int, int]]:
-    """Per asset: partitions materialized and the rows its materializations reported."""
-    seen: dict[str, tuple[int, int]] = {}
-    reported: set[tuple[str, str]] = set()
-    for event in result.get_asset_materialization_events():
-        m = event.materialization
-        key = m.asset_key.to_user_string()
-        parts, rows = seen.get(key, (0, 0))
-        # A single-run range reports one result per partition with the window's total: count once.
-        run_total = m.metadata.get("dagster/row_count")
-        start = m.metadata.get("partition_start")
-        window_id = (key, start.value if start else m.partition or "")
-        if run_total and window_id not in reported:
-            rows += run_total.value
-            reported.add(window_id)
-        seen[key] = (parts + 1, rows)
-    return seen
-
-
-def check_lines(result: dg.ExecuteInProcessResult) -> list[str]:
-    lines = []
-    for ev in result.get_asset_check_evaluations():
-        if is_day_record(ev):
-            continue
-        status = "PASS" if ev.passed else f"FAIL({ev.severity.value})"
-        note = f"  {ev.metadata['summary'].value}" if "summary" in ev.metadata else ""
-        lines.append(f"    {ev.asset_key.to_user_string():<26} {ev.check_name:<28} {status}{note}")
-    return lines
-
-
-def decision_lines(spec: DatasetSpec) -> list[str]:
-    with duckdb.connect(str(settings.warehouse_path()), read_only=True) as conn:
-        rows = conn.execute(
-            """SELECT decided_at, decision, candidate_version, previous_champion_version,
-                      new_champion_version, "trigger", reason
-               FROM governance.model_decisions WHERE dataset = ? ORDER BY decision_id""",
-            [spec.name],
-        ).fetchall()
-    return [
-        f"    {at:%H:%M:%S} {decision:<9} v{cand} (champion {prev or '-'} -> {new or '-'})"
-        f" trigger={trigger}: {reason}"
-        for at, decision, cand, prev, new, trigger, reason in rows
-    ]
-
-
-def monthly_lines(spec: DatasetSpec, first: dt.date) -> list[str]:
-    with duckdb.connect(str(settings.warehouse_path()), read_only=True) as conn:
-        if not (
-            table_exists(conn, spec.name, "drift") and table_exists(conn, spec.name, "performance")
-        ):
-            return ["    (nothing monitored)"]
-        rows = conn.execute(
-            f"""WITH d AS (
-                    SELECT date_trunc('month', day) AS m, day, any_value(share_drifted) AS share,
-                           bool_or(drifted) FILTER (WHERE is_prediction) AS score_drift
-                    FROM "{spec.name}".drift WHERE day >= $first GROUP BY ALL),
-                dm AS (SELECT m, avg(share) AS share, max(share) AS worst,
-                              count(*) FILTER (WHERE score_drift) AS score_drift_days FROM d GROUP BY m),
-                p AS (SELECT date_trunc('month', day) AS m, any_value(metric) AS metric,
-                             avg(trailing_value) AS trailing, min(trailing_value) AS low,
-                             min(bound) AS bound,
-                             count(*) FILTER (WHERE degraded) AS degraded_days,
-                             string_agg(DISTINCT array_to_string(model_versions, ','), ',') AS versions
-                      FROM "{spec.name}".performance WHERE day >= $first GROUP BY ALL)
-                SELECT strftime(dm.m, '%Y-%m'), dm.share, dm.worst, dm.score_drift_days, p.metric,
-                       p.trailing, p.low, p.bound, p.degraded_days, p.versions
-                FROM dm JOIN p USING (m) ORDER BY 1""",
-            {"first": first},
-        ).fetchall()
-    lines = [
-        "    month    drift share (mean/max)  score-drift days  "
-        "trailing metric (mean/min) vs bound (min)  degraded days  model versions"
-    ]
-    for month, share, worst, sdays, metric, trailing, low, bound, degraded, versions in rows:
-        lines.append(
-            f"    {month}  {share:>6.0%} / {worst:>4.0%}        {sdays:>3}            "
-            f"{metric} {trailing:.3f} / {low:.3f} vs {bound or float('nan'):.3f}         "
-            f"{degraded:>3}          v{versions}"
+    console: Console,
+    replay_months: int | None = None,
+) -> bool:
+    """Every stage of one dataset, its stage lines as they end, then its summary."""
+    first, last = partition_range(spec)
+    report = DatasetReport()
+    began = time.perf_counter()
+    console.line(f"\n== {spec.name}: {first} .. {last} ({(last - first).days + 1} days)")
+    started = time.perf_counter()
+    job = spec.names.job("daily_layers")
+    data = run_range(defs, job, instance, first, last, console=console, label="data layers")
+    ok = data.success
+    report.rows = layer_rows(data)
+    report.add_checks(data, "data layers")
+    report.add_failures(data, "data layers")
+    fired = [f"{a.split('/')[-1]}:{c}" for (a, c), o in report.checks.items() if not o[-1].passed]
+    outcome = "ok" if ok else "FAILED (see ERRORS below)"
+    if fired:
+        outcome += f"; {len(fired)} check(s) fired: {', '.join(fired)}"
+    console.stage("data layers", f"{first}..{last}", outcome, time.perf_counter() - started)
+    if ok and spec.has_model_layers:
+        limit = replay_months or spec.replay.months
+        replayed, _ = replay(
+            defs, spec, instance, first, last, console=console, report=report, limit=limit
         )
-    return lines
+        ok &= replayed
+    console.stage("total", "", "", time.perf_counter() - began)
+    print_summary(console, spec, report, data.run_id)
+    return ok
 
 
-def replay(
-    defs: dg.Definitions,
-    spec: DatasetSpec,
-    instance: dg.DagsterInstance,
-    first: dt.date,
-    last: dt.date,
-) -> tuple[bool, list[str]]:
-    """Train on the first window, then score and monitor month by month, retraining on triggers."""
-    ok, notes = True, []
-    as_of = first + dt.timedelta(days=spec.training.window_days - 1)
-    trained_ok, outcome = training_outcome(
-        train(defs, spec, instance, as_of, {TRIGGER_TAG: "initial"})
-    )
-    ok &= trained_ok
-    notes.append(f"  initial training up to {as_of}: {outcome}")
-    if outcome != "promoted":
-        notes.append("  no champion, so nothing to score or monitor: see the decision below")
-        return ok, notes
-    sensor = defs.resolve_sensor_def(spec.names.sensor("retrain"))
-    cursor = None
-    for m_start, m_end in months(as_of + dt.timedelta(days=1), last):
-        t0 = time.perf_counter()
-        monitored = run_range(defs, spec.names.job("monitor"), instance, m_start, m_end)
-        ok &= monitored.success
-        failed = [
-            f"{e.asset_key.path[-1]}:{e.check_name}"
-            for e in monitored.get_asset_check_evaluations()
-            if not e.passed and not is_day_record(e)
-        ]
-        tick = sensor.evaluate_tick(
-            dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
-        )
-        cursor = tick.cursor
-        line = f"  {m_start:%Y-%m}: monitored in {time.perf_counter() - t0:.0f}s; failed checks {failed or '-'}"
-        for request in tick.run_requests:
-            retrained = train(defs, spec, instance, m_end, dict(request.tags), request.run_config)
-            retrained_ok, outcome = training_outcome(retrained)
-            ok &= retrained_ok
-            line += f"; retrain ({request.tags[TRIGGER_TAG]}): {outcome}"
-        notes.append(line)
-    return ok, notes
+def print_summary(console: Console, spec: DatasetSpec, report: DatasetReport, run_id: str) -> None:
+    console.line(f"\n  rows per layer (data layers run {run_id}):")
+    for key, (partitions, rows) in report.rows.items():
+        console.line(f"    {key:<26} {rows:>10,} rows over {partitions} partition(s)")
+    console.line("\n  checks (one result per run and check; per-day results are in the UI):")
+    for line in check_lines(report):
+        console.line(line)
+    if spec.has_model_layers:
+        console.line(f"\n  replayed: {report.replayed or 'nothing (the data layers failed)'}")
+        console.line("\n  drift and performance per month:")
+        for line in monthly_lines(spec, spec.partitions.start):
+            console.line(line)
+        console.line("\n  model decisions (governance.model_decisions):")
+        for line in decision_lines(spec):
+            console.line(line)
+        console.line(f"\n  model card: {settings.reports_dir() / spec.name / 'model_card.md'}")
+    if report.failures:
+        console.line("\n  ERRORS:")
+        for failure in report.failures:
+            console.line(f"    {failure}")
+            print(f"error: {spec.name}: {failure}", file=sys.stderr)
 
 
-def main() -> int:
-    # The console keeps to the summary: MLflow's artifact download bars (model cards read the
-    # champion's evaluation record) would interleave with it.
+def import_monitoring_libraries(specs: Sequence[DatasetSpec]) -> None:
+    """Import Evidently before any run when a dataset will be monitored (the first drift report
+    imports it anyway, so this costs nothing).
+
+    Why before: imported only after MLflow had logged a model in the same process (a replay's
+    first training, then its first monitoring), DuckDB's own module-level objects (its 27 type
+    constants, `ExplainType`, their methods) outlive the interpreter's teardown, and nanobind
+    prints `nanobind: leaked 27 instances ...` at exit. Reproduced with two jobs in one process:
+    `model_candidate` then `import evidently` leaks, the reverse order does not, and neither job
+    alone does. Nothing of ours holds DuckDB at exit: no connection, relation, result,
+    DuckDB-backed array or DataFrame is alive then (checked with `gc` in an atexit hook).
+    """
+    if any(s.has_model_layers for s in specs):
+        import evidently.presets  # noqa: F401
+
+
+def quiet_libraries() -> None:
+    """Keep the console to the summary; the run logs stay in the Dagster instance."""
+    # MLflow's artifact download bars (model cards read the champion's evaluation record).
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    # MLflow's store-setup INFO lines and the replay's sensor INFO notes (the summary states each
-    # decision): warnings and errors still print. The runs' own logs stay in the Dagster instance.
-    for name in ("mlflow", "alembic", "dagster"):
+    for name in CHATTY:  # until the run log is open (see `main`)
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m ml_assets.run", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--replay-months",
+        type=int,
+        default=None,
+        metavar="N",
+        help="replay only the newest N months of each dataset (default: the spec's replay.months,"
+        " else the whole history)",
+    )
+    args = parser.parse_args(list(argv))
+    if args.replay_months is not None and args.replay_months < 1:
+        parser.error("--replay-months must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    """`make run`; `argv` are the options after `python -m ml_assets.run`."""
+    args = parse_args(argv)
+    quiet_libraries()
+    # One BLAS thread, as XGBoost already has one (layers/train/families.py): on the shared
+    # 2-core box OpenBLAS's second thread made a logistic-regression fit 1.9x slower (3.0 s vs
+    # 1.6 s on a 56k-row window, identical coefficients) and busy-waits beside DuckDB.
+    threadpool_limits(limits=1, user_api="blas")
     specs = load_specs(settings.specs_dir())
     if not specs:
         print(f"no dataset specs (*/defs.yaml) in {settings.specs_dir()}", file=sys.stderr)
         return 1
+    import_monitoring_libraries(specs)
     defs = build_defs(specs)
+    console = Console()
+    console.line(
+        f"ml_assets: {len(specs)} dataset(s) from {settings.specs_dir()}: "
+        + ", ".join(s.name for s in specs)
+    )
     ok = True
-    with dg.DagsterInstance.get() as instance:
+    with contextlib.ExitStack() as stack:
+        instance = stack.enter_context(dg.DagsterInstance.get())
+        home = instance.root_directory
+        run_log = stack.enter_context(library_logs_to(Path(home) / "logs" / "run.log", CHATTY))
         instance_health.prepare_headless(instance)  # dead runs' slots, bounded wait
         for spec in specs:
-            first, last = partition_range(spec)
-            t0 = time.perf_counter()
-            result = run_range(defs, spec.names.job("daily_layers"), instance, first, last)
-            ok &= result.success
-            print(f"\n== {spec.name}: {first} .. {last}")
-            print(
-                f"  data layers: {'ok' if result.success else 'FAILED'} in "
-                f"{time.perf_counter() - t0:.1f}s (run {result.run_id})"
-            )
-            for key, (partitions, rows) in layer_rows(result).items():
-                print(f"  {key:<26} {rows:>10,} rows over {partitions} partition(s)")
-            print("  checks:")
-            print("\n".join(check_lines(result)))
-            if not (result.success and spec.has_model_layers):
-                continue
-            t0 = time.perf_counter()
-            replayed, notes = replay(defs, spec, instance, first, last)
-            ok &= replayed
-            print(
-                f"\n  model replay: {'ok' if replayed else 'FAILED'} in {time.perf_counter() - t0:.0f}s"
-            )
-            print("\n".join(notes))
-            print("\n  drift and performance per month:")
-            print("\n".join(monthly_lines(spec, first)))
-            print("\n  model decisions (governance.model_decisions):")
-            print("\n".join(decision_lines(spec)))
-            print(f"\n  model card: {settings.reports_dir() / spec.name / 'model_card.md'}")
-    print(f"\nwarehouse: {settings.warehouse_path()}")
-    print(f"reports:   {settings.reports_dir()}")
-    print(f"mlflow:    {settings.data_dir() / 'mlflow'}  (open with `make mlflow-ui`)")
-    print(f"dagster:   {instance.root_directory}  (open with `make dev`)")
+            ok &= run_dataset(defs, spec, instance, console, args.replay_months)
+    console.line(f"\nwarehouse: {settings.warehouse_path()}")
+    console.line(f"reports:   {settings.reports_dir()}")
+    console.line(f"mlflow:    {settings.data_dir() / 'mlflow'}  (open with `make mlflow-ui`)")
+    console.line(f"dagster:   {home}  (open with `make dev`)")
+    console.line(f"log:       {run_log}  (libraries' and sensors' notes)")
+    if not ok:
+        console.line("\nFAILED: see ERRORS above (and the failed runs in `make dev`)")
     return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -268,6 +268,20 @@ class MonitoringSection(_Strict):
     evidently_sample_rows: int = Field(20_000, ge=100)
 
 
+class ReplaySection(_Strict):
+    """How the headless main job (`make run`) replays a dataset's history. No asset reads it, so
+    changing it changes no code version."""
+
+    months: int | None = Field(
+        None,
+        ge=1,
+        description="Replay only the newest N months: the first model is trained on the "
+        "`training.window_days` before them and the earlier months are not monitored, so a long "
+        "history still runs in minutes. Default: the whole history after the first window. "
+        "`python -m ml_assets.run --replay-months N` (`make run REPLAY_MONTHS=N`) overrides it.",
+    )
+
+
 class DatasetSpec(_Strict):
     name: Identifier
     description: str = ""
@@ -289,6 +303,7 @@ class DatasetSpec(_Strict):
     training: TrainingSection | None = None
     evaluation: EvaluationSection | None = None
     monitoring: MonitoringSection | None = None
+    replay: ReplaySection = Field(default_factory=ReplaySection)
 
     # Set by the loader, never written in YAML (and so not in the component's schema).
     path: SkipJsonSchema[Path | None] = Field(
