@@ -1,14 +1,14 @@
--- The bundled flights features as one hand-written SQL file, as they were before the rates,
--- calendar parts and passthrough columns became declarations in defs.yaml. The bare DuckDB
--- benchmark script runs it; the tests check the declared form gives the same values, and
--- exercise the feature SQL contract on it.
+-- The bundled flights features as one hand-written SQL file: what defs.yaml declares (calendar
+-- parts, columns, delay rates, same-day departure delays) plus its features.sql (lookups). The
+-- bare DuckDB benchmark script runs it; the tests check the declared form gives the same values,
+-- and exercise the feature SQL contract on it.
 --
 -- Everything here is known before the scheduled departure (`_event_time`).
 --
 -- Contract (see ml_assets/layers/features/query.py): one row per validated flight of
 -- [$start, $end] with `_key`, the feature columns declared in flights.yaml, and the audit columns
 -- `_max_history_time` (latest event time of a labelled flight any rate below used) and
--- `_max_lookup_time` (time of the weather observation used). `{validated}` already holds only
+-- `_max_lookup_time` (latest weather observation or departure delay used). `{validated}` holds
 -- the days [$start - lookback_days, $end]; `{ref_weather}` and `{ref_planes}` are the lookups.
 WITH flights AS (
     SELECT _key, _event_time, _partition_date, _label, carrier, origin, dest, month, distance, tailnum
@@ -71,6 +71,58 @@ weather AS (
     FROM {ref_weather}
     WHERE TRY_CAST(hour AS BIGINT) IS NOT NULL
     QUALIFY row_number() OVER (PARTITION BY origin, observed_at ORDER BY time_hour) = 1
+),
+-- Same-day signals: a flight's departure delay is known at its actual departure (scheduled plus
+-- the delay), and never before just after its own scheduled time, so no flight reads itself.
+-- Each window holds the delays that became known in its last hours: a stream of the run's
+-- flights (no value) and of departures (at their known time) per key, in time order.
+departures AS (
+    SELECT origin, dest, carrier, dep_delay,
+           greatest(_event_time + to_minutes(CAST(dep_delay AS BIGINT)),
+                    _event_time + INTERVAL 1 MICROSECOND) AS known
+    FROM {validated}
+    WHERE dep_delay IS NOT NULL
+),
+by_origin AS (
+    SELECT _key,
+        avg(dep_delay) OVER h1 AS origin_dep_delay_1h,
+        avg(dep_delay) OVER h3 AS origin_dep_delay_3h,
+        avg(dep_delay) OVER h24 AS origin_dep_delay_24h,
+        count(dep_delay) OVER h1 AS origin_departed_1h,
+        count(dep_delay) OVER h3 AS origin_departed_3h,
+        max(t) FILTER (WHERE dep_delay IS NOT NULL) OVER h24 AS known
+    FROM (SELECT _key, origin, _event_time AS t, CAST(NULL AS DOUBLE) AS dep_delay
+          FROM flights WHERE _partition_date BETWEEN $start AND $end
+          UNION ALL
+          SELECT NULL, origin, known, dep_delay FROM departures)
+    WINDOW h1 AS (PARTITION BY origin ORDER BY t RANGE BETWEEN INTERVAL 1 HOURS PRECEDING AND CURRENT ROW),
+           h3 AS (PARTITION BY origin ORDER BY t RANGE BETWEEN INTERVAL 3 HOURS PRECEDING AND CURRENT ROW),
+           h24 AS (PARTITION BY origin ORDER BY t RANGE BETWEEN INTERVAL 24 HOURS PRECEDING AND CURRENT ROW)
+    QUALIFY _key IS NOT NULL
+),
+by_carrier AS (
+    SELECT _key,
+        avg(dep_delay) OVER h3 AS carrier_dep_delay_3h,
+        max(t) FILTER (WHERE dep_delay IS NOT NULL) OVER h3 AS known
+    FROM (SELECT _key, carrier, _event_time AS t, CAST(NULL AS DOUBLE) AS dep_delay
+          FROM flights WHERE _partition_date BETWEEN $start AND $end
+          UNION ALL
+          SELECT NULL, carrier, known, dep_delay FROM departures)
+    WINDOW h3 AS (PARTITION BY carrier ORDER BY t RANGE BETWEEN INTERVAL 3 HOURS PRECEDING AND CURRENT ROW)
+    QUALIFY _key IS NOT NULL
+),
+by_carrier_origin AS (
+    SELECT _key,
+        avg(dep_delay) OVER h3 AS carrier_origin_dep_delay_3h,
+        count(dep_delay) OVER h3 AS carrier_origin_departed_3h,
+        max(t) FILTER (WHERE dep_delay IS NOT NULL) OVER h3 AS known
+    FROM (SELECT _key, carrier, origin, _event_time AS t, CAST(NULL AS DOUBLE) AS dep_delay
+          FROM flights WHERE _partition_date BETWEEN $start AND $end
+          UNION ALL
+          SELECT NULL, carrier, origin, known, dep_delay FROM departures)
+    WINDOW h3 AS (PARTITION BY carrier, origin ORDER BY t
+                  RANGE BETWEEN INTERVAL 3 HOURS PRECEDING AND CURRENT ROW)
+    QUALIFY _key IS NOT NULL
 )
 SELECT
     r._key,
@@ -93,9 +145,18 @@ SELECT
     r.origin_delay_rate_7d, r.origin_delay_rate_28d,
     r.dest_delay_rate_7d, r.dest_delay_rate_28d,
     r.route_delay_rate_7d, r.route_delay_rate_28d,
+    o.origin_dep_delay_1h, o.origin_dep_delay_3h, o.origin_dep_delay_24h,
+    o.origin_departed_1h, o.origin_departed_3h,
+    c.carrier_dep_delay_3h,
+    co.carrier_origin_dep_delay_3h, co.carrier_origin_departed_3h,
     r._max_history_time,
-    CASE WHEN w.observed_at >= r._event_time - INTERVAL 6 HOURS THEN w.observed_at END
-        AS _max_lookup_time
+    greatest(
+        CASE WHEN w.observed_at >= r._event_time - INTERVAL 6 HOURS THEN w.observed_at END,
+        o.known, c.known, co.known
+    ) AS _max_lookup_time
 FROM rates r
 ASOF LEFT JOIN weather w ON r.origin = w.origin AND r._event_time >= w.observed_at
 LEFT JOIN {ref_planes} p ON p.tailnum = r.tailnum
+LEFT JOIN by_origin o ON o._key = r._key
+LEFT JOIN by_carrier c ON c._key = r._key
+LEFT JOIN by_carrier_origin co ON co._key = r._key

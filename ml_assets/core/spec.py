@@ -177,6 +177,12 @@ class WindowSpec(_Strict):
     by: list[Identifier] = Field(..., min_length=1, description="Entity key column(s).")
     days: int | None = Field(None, ge=1, description="Past rows of the last N days.")
     hours: int | None = Field(None, ge=1, description="Past rows of the last N hours.")
+    known_at: str | None = Field(
+        None,
+        description="SQL over the row's columns and `_event_time`: when a past row's `of` value "
+        "becomes known (e.g. a departure delay at the actual departure). The window then holds "
+        "the values that became known in its last N days or hours; NULL means never known.",
+    )
 
     @model_validator(mode="after")
     def _one_length(self) -> WindowSpec:
@@ -184,6 +190,11 @@ class WindowSpec(_Strict):
             raise ValueError("give exactly one of 'days' or 'hours'")
         if self.of == "*" and self.agg != "count":
             raise ValueError("of: '*' only counts rows (agg: count)")
+        if self.known_at is not None and self.of in ("label", "*"):
+            raise ValueError(
+                "known_at: only for a column (a label is known `label.delay_days` after its "
+                "event, and a row is there at its event)"
+            )
         return self
 
     @property
@@ -231,15 +242,18 @@ class FeaturesSection(_Strict):
                 f"columns {from_sql} have no 'column', 'calendar' or 'window' and no 'sql' file "
                 "is listed to return them"
             )
+        lookback = dt.timedelta(days=self.lookback_days)
         too_long = [
             c
             for c, f in self.columns.items()
-            if f.window is not None and f.window.length > dt.timedelta(days=self.lookback_days)
+            if f.window is not None
+            and (f.window.length > lookback or (f.window.known_at and f.window.length >= lookback))
         ]
         if too_long:
             raise ValueError(
                 f"columns {too_long}: a window may reach back at most lookback_days "
-                f"({self.lookback_days}), or a day's features would depend on how it was built"
+                f"({self.lookback_days}; less with known_at, which needs room for the delay), "
+                "or a day's features would depend on how it was built"
             )
         return self
 

@@ -9,7 +9,14 @@ Point in time, per window:
   `of: label`   rows whose event lies in [t - length, t - label.delay_days]: a label is known
                 `delay_days` after its own event (with no delay, the row's own label is excluded);
   a column, `*` rows whose event lies in [t - length, t], the row itself excluded: a past row's
-                own columns are known at its event.
+                own columns are known at its event;
+  `known_at`    values that became known in [t - length, t], each at its row's `known_at` (never
+                before just after its own event, so a row never reads itself). These are read
+                from a stream of the rows' events and their values' arrivals, ordered by time
+                (a frame over event times cannot say "known by t"), and reported in the
+                `_max_lookup_time` audit column, which the leakage check holds at or before t.
+                A value whose delay exceeds `lookback_days - length` is not counted, so a day's
+                features do not depend on how much history its build read.
 Every aggregate is a count or a sum over such a frame (mean = sum / count), so the online store
 can keep the same values as per-entity running sums.
 """
@@ -31,6 +38,12 @@ _CALENDAR = {
 }
 
 
+def _interval(length: dt.timedelta) -> str:
+    if length.seconds:
+        return f"INTERVAL {int(length.total_seconds() // 3600)} HOURS"
+    return f"INTERVAL {length.days} DAYS"
+
+
 @dataclass(frozen=True)
 class Frame:
     """One window definition shared by every aggregate over the same rows."""
@@ -39,15 +52,8 @@ class Frame:
     length: dt.timedelta
     of_label: bool
 
-    @property
-    def length_hours(self) -> int:
-        return int(self.length.total_seconds() // 3600)
-
     def sql(self, name: str, delay_days: int) -> str:
-        if self.length.seconds:
-            reach = f"INTERVAL {self.length_hours} HOURS"
-        else:
-            reach = f"INTERVAL {self.length.days} DAYS"
+        reach = _interval(self.length)
         if self.of_label:
             end = "to_days(CAST($label_delay_days AS INTEGER)) PRECEDING"
             exclude = " EXCLUDE CURRENT ROW" if delay_days == 0 else ""
@@ -86,11 +92,93 @@ def expression(feature: FeatureColumn, frames: dict[Frame, str]) -> str:
     return f"{aggregate(window)} OVER {frames[frame_of(window)]}"
 
 
+def _known_at_sql(spec: DatasetSpec, group: int, features: dict[str, FeatureColumn]) -> str:
+    """The CTE of one (keys, known_at) group: events and value arrivals, one window per length.
+
+    Event rows (the run's days) carry no value; arrival rows carry each `of` column at its known
+    time and how long after its event that was (`_lag`), which the per-length filter bounds.
+    """
+    first = next(iter(features.values())).window
+    keys = ", ".join(ident(k) for k in first.by)
+    values = list(dict.fromkeys(f.window.of for f in features.values()))
+    value_of = {column: f"_v{i}" for i, column in enumerate(values)}
+    empty = ", ".join(f"CAST(NULL AS DOUBLE) AS {v}" for v in value_of.values())
+    given = ", ".join(f"CAST({ident(c)} AS DOUBLE)" for c in values)
+    lookback = dt.timedelta(days=spec.features.lookback_days)
+    lengths = list(dict.fromkeys(f.window.length for f in features.values()))
+    longest = max(lengths)
+    window_of = {length: f"_k{group}w{i}" for i, length in enumerate(lengths)}
+    selects = []
+    for name, feature in features.items():
+        window = feature.window
+        fn = {"count": "count", "sum": "sum", "mean": "avg"}[window.agg]
+        selects.append(
+            f"{fn}({value_of[window.of]}) FILTER (WHERE _lag <= {_interval(lookback - window.length)}) "
+            f"OVER {window_of[window.length]} AS {ident(name)}"
+        )
+    # The latest arrival any of the group's windows counted: the row's audit value.
+    latest = [
+        f"max(_t) FILTER (WHERE _lag <= {_interval(lookback - length)}) OVER {w}"
+        for length, w in window_of.items()
+    ]
+    audit = latest[0] if len(latest) == 1 else f"greatest({', '.join(latest)})"
+    selects.append(f"{audit} AS _known_{group}")
+    windows = ",\n        ".join(
+        f"{w} AS (PARTITION BY {keys} ORDER BY _t RANGE BETWEEN {_interval(length)} PRECEDING "
+        "AND CURRENT ROW)"
+        for length, w in window_of.items()
+    )
+    body = ",\n        ".join(selects)
+    return f"""_k{group}_stream AS (
+    SELECT _key, _event_time AS _t, {keys}, CAST(NULL AS INTERVAL) AS _lag, {empty}
+    FROM {{validated}} WHERE _partition_date BETWEEN $start AND $end
+    UNION ALL
+    SELECT NULL, _known, {keys}, _known - _event_time, {given}
+    FROM (SELECT *, CASE WHEN ({first.known_at}) IS NOT NULL
+                         THEN greatest(({first.known_at}), _event_time + INTERVAL 1 MICROSECOND)
+                    END AS _known
+          FROM {{validated}})
+    -- An arrival before the run's first day minus the longest window is in no frame.
+    WHERE _known >= CAST($start AS TIMESTAMP) - {_interval(longest)}
+),
+_k{group} AS (
+    SELECT _key,
+        {body}
+    FROM _k{group}_stream
+    WINDOW
+        {windows}
+    QUALIFY _key IS NOT NULL
+)"""
+
+
 def declared_sql(spec: DatasetSpec) -> str | None:
     """One SELECT over `{validated}` of every declared feature, or None when there is none."""
     declared = spec.features.declared
     if not declared:
         return None
+    groups: dict[tuple, dict[str, FeatureColumn]] = {}
+    for name, feature in declared.items():
+        if feature.window is not None and feature.window.known_at is not None:
+            group = (tuple(feature.window.by), feature.window.known_at)
+            groups.setdefault(group, {})[name] = feature
+    known = {name for group in groups.values() for name in group}
+    row_sql = _row_sql(spec, {c: f for c, f in declared.items() if c not in known})
+    if not groups:
+        return row_sql
+    ctes = [f"_rows AS (\n{row_sql}\n)"]
+    ctes += [_known_at_sql(spec, i, features) for i, features in enumerate(groups.values())]
+    stamps = [f"_k{i}._known_{i}" for i in range(len(groups))]
+    stamp = stamps[0] if len(stamps) == 1 else f"greatest({', '.join(stamps)})"
+    columns = ", ".join(f"_k{i}.{ident(c)}" for i, g in enumerate(groups.values()) for c in g)
+    joins = "".join(f"\nLEFT JOIN _k{i} USING (_key)" for i in range(len(groups)))
+    return (
+        f"WITH {', '.join(ctes)}\n"
+        f"SELECT _rows.*, {columns}, {stamp} AS _max_lookup_time\nFROM _rows{joins}"
+    )
+
+
+def _row_sql(spec: DatasetSpec, declared: dict[str, FeatureColumn]) -> str:
+    """The SELECT of the features read from each row and frames over event times."""
     frames: dict[Frame, str] = {}
     for feature in declared.values():
         if feature.window is not None:

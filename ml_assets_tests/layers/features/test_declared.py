@@ -176,3 +176,92 @@ def test_with_no_label_delay_a_row_never_reads_its_own_label(flights_home) -> No
 def test_a_wrong_declaration_fails_when_the_spec_loads(home, feature, message) -> None:
     with pytest.raises(SpecError, match=message):
         write_variant(home, {"f": feature})
+
+
+DEPARTED = "_event_time + to_minutes(CAST(dep_delay AS BIGINT))"
+
+
+def test_a_value_counts_from_when_it_is_known(flights_home) -> None:
+    """Same-day signals: an earlier flight's departure delay is known once it has departed."""
+    spec = write_variant(
+        flights_home,
+        {
+            "origin_dep_delay_3h": {
+                "kind": "numeric",
+                "window": {
+                    "agg": "mean",
+                    "of": "dep_delay",
+                    "by": ["origin"],
+                    "hours": 3,
+                    "known_at": DEPARTED,
+                },
+            },
+            "origin_departed_1h": {
+                "kind": "numeric",
+                "window": {
+                    "agg": "count",
+                    "of": "dep_delay",
+                    "by": ["origin"],
+                    "hours": 1,
+                    "known_at": DEPARTED,
+                },
+            },
+        },
+    )
+    got = build(spec)
+    with duckdb.connect(str(settings.warehouse_path())) as conn:
+        rows = conn.execute(
+            "SELECT _key, _event_time, origin, dep_delay FROM flights.validated"
+        ).fetchall()
+    tick = dt.timedelta(microseconds=1)
+    arrivals = [
+        (origin, max(t + dt.timedelta(minutes=int(delay)), t + tick), delay)
+        for _, t, origin, delay in rows
+        if delay is not None
+    ]
+    sample = sorted(got)[:: max(1, len(got) // 300)]
+    early_departures_seen = 0
+    for key in sample:
+        _, t, origin, _ = next(r for r in rows if r[0] == key)
+        known_3h = [
+            (k, d) for o, k, d in arrivals if o == origin and t - dt.timedelta(hours=3) <= k <= t
+        ]
+        known_1h = [
+            k for o, k, _ in arrivals if o == origin and t - dt.timedelta(hours=1) <= k <= t
+        ]
+        mean_3h, count_1h, _, max_known = got[key]
+        want = sum(d for _, d in known_3h) / len(known_3h) if known_3h else None
+        assert (mean_3h is None) == (want is None) and (
+            want is None or mean_3h == pytest.approx(want)
+        ), key
+        assert count_1h == len(known_1h), key
+        assert max_known == (max(k for k, _ in known_3h) if known_3h else None), key
+        assert max_known is None or max_known <= t, key
+        early_departures_seen += any(d < 0 for _, d in known_3h)
+    # Not vacuous: flights that left early count from their actual departure.
+    assert early_departures_seen > 10
+
+
+def test_same_day_windows_pass_the_leakage_check(flights_home, instance) -> None:
+    from ml_assets_tests.layers.features.conftest import checks_by_name, materialize_features
+
+    spec = write_variant(
+        flights_home,
+        {
+            "origin_dep_delay_1h": {
+                "kind": "numeric",
+                "window": {
+                    "agg": "mean",
+                    "of": "dep_delay",
+                    "by": ["origin"],
+                    "hours": 1,
+                    "known_at": DEPARTED,
+                },
+            }
+        },
+    )
+    result = materialize_features(spec, instance, "2013-01-07", "2013-01-08")
+    leakage = checks_by_name(result)["leakage"]
+    assert leakage.passed, leakage.metadata
+    meta = {k: v.value for k, v in leakage.metadata.items()}
+    assert meta["leaky_rows"] == 0 and meta["rows"] > 1500
