@@ -30,6 +30,28 @@ def logit(p: np.ndarray) -> np.ndarray:
     return np.log(q / (1 - q))
 
 
+def decision_counts(y: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[int, int, int]:
+    """True positives, false positives and false negatives of the decisions `score >= threshold`."""
+    decided = np.asarray(scores) >= threshold
+    positive = np.asarray(y) == 1
+    tp = int((decided & positive).sum())
+    fp = int((decided & ~positive).sum())
+    fn = int((~decided & positive).sum())
+    return tp, fp, fn
+
+
+def decision_metrics(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    """F1, precision and recall of the decisions `score >= threshold`; NaN where undefined (no
+    predicted positive: precision; no positive label: recall). F1 = 2TP / (2TP + FP + FN) is a
+    real 0 when positives exist and none is caught."""
+    tp, fp, fn = decision_counts(y, scores, threshold)
+    return {
+        "f1": 2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else math.nan,
+        "precision": tp / (tp + fp) if tp + fp else math.nan,
+        "recall": tp / (tp + fn) if tp + fn else math.nan,
+    }
+
+
 @dataclass(frozen=True)
 class Calibration:
     """A monotone map from the model's raw probability to a calibrated one.

@@ -15,6 +15,7 @@ from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
 from ml_assets.core.metrics import EvaluationError, metric_names
 from ml_assets.core.model import Task
+from ml_assets.core.scores import decision_metrics
 
 CALIBRATION_BINS = 10
 
@@ -98,20 +99,6 @@ def expected_calibration_error(bins: tuple[CalibrationBin, ...]) -> float:
     return float(sum(b.rows / total * abs(b.positive_rate - b.mean_score) for b in bins if b.rows))
 
 
-def _confusion(t: np.ndarray, s: np.ndarray, threshold: float) -> tuple[int, int, int]:
-    """True positives, false positives and false negatives of the decisions `s >= threshold`."""
-    predicted = s >= threshold
-    tp = int((predicted & (t == 1)).sum())
-    fp = int((predicted & (t == 0)).sum())
-    fn = int((~predicted & (t == 1)).sum())
-    return tp, fp, fn
-
-
-def _f1(tp: int, fp: int, fn: int) -> float:
-    # F1 = 2TP / (2TP + FP + FN): a real 0 when positives exist and none is caught.
-    return 2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else math.nan
-
-
 def _binary(t: np.ndarray, s: np.ndarray, threshold: float) -> Metrics:
     if not np.isin(t, (0.0, 1.0)).all():
         raise EvaluationError(f"binary labels must be 0 or 1; found {sorted(set(t.tolist()))[:5]}")
@@ -128,8 +115,8 @@ def _binary(t: np.ndarray, s: np.ndarray, threshold: float) -> Metrics:
         flags.append(
             f"single_class: all {t.size} labels are {int(t[0])}; roc_auc, pr_auc undefined"
         )
-    tp, fp, fn = _confusion(t, s, threshold)
-    if tp + fp == 0:
+    at = decision_metrics(t, s, threshold)
+    if math.isnan(at["precision"]):
         flags.append(f"no_predicted_positives: no score >= {threshold}; precision undefined")
     calibration = calibration_bins(t, s)
     values = {
@@ -137,10 +124,8 @@ def _binary(t: np.ndarray, s: np.ndarray, threshold: float) -> Metrics:
         "pr_auc": math.nan if single_class else float(average_precision_score(t, s)),
         "log_loss": float(log_loss(t, s, labels=[0, 1])),
         "brier": float(np.mean((s - t) ** 2)),
-        "f1": _f1(tp, fp, fn),
-        "precision": tp / (tp + fp) if tp + fp else math.nan,
-        "recall": tp / (tp + fn) if tp + fn else math.nan,
-        "f1_at_0.5": _f1(*_confusion(t, s, 0.5)),
+        **at,  # f1, precision, recall at the decision threshold
+        "f1_at_0.5": decision_metrics(t, s, 0.5)["f1"],
         "ece": expected_calibration_error(calibration),
     }
     return Metrics(

@@ -8,25 +8,11 @@ test holdout, which then measures it as it will be used.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from sklearn.metrics import precision_recall_curve
 
-from ml_assets.core.scores import DecisionThreshold
+from ml_assets.core.scores import DecisionThreshold, decision_metrics
 from ml_assets.core.spec import ThresholdPolicy
-
-
-def _at(y: np.ndarray, s: np.ndarray, threshold: float) -> dict[str, float]:
-    decided = s >= threshold
-    tp = float((decided & (y == 1)).sum())
-    fp = float((decided & (y == 0)).sum())
-    fn = float((~decided & (y == 1)).sum())
-    return {
-        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else math.nan,
-        "precision": tp / (tp + fp) if tp + fp else math.nan,
-        "recall": tp / (tp + fn) if tp + fn else math.nan,
-    }
 
 
 def choose_threshold(
@@ -43,7 +29,7 @@ def choose_threshold(
     y, s = np.asarray(y, dtype="float64"), np.asarray(scores, dtype="float64")
     if policy.policy == "fixed":
         value = float(policy.value)
-        return DecisionThreshold(value, "fixed", policy.value, True, _at(y, s, value))
+        return DecisionThreshold(value, "fixed", policy.value, True, decision_metrics(y, s, value))
     if len(np.unique(y)) < 2:
         raise ValueError(f"threshold policy {policy.policy} needs both classes in validation")
     # precision[i], recall[i] are those of `s >= thresholds[i]`; the last pair has no threshold.
@@ -72,4 +58,6 @@ def choose_threshold(
     else:  # target_recall: recall falls as the threshold rises
         i = int(np.flatnonzero(recall >= policy.value)[-1])
     value = float(thresholds[i])
-    return DecisionThreshold(value, policy.policy, policy.value, reached, _at(y, s, value), note)
+    return DecisionThreshold(
+        value, policy.policy, policy.value, reached, decision_metrics(y, s, value), note
+    )

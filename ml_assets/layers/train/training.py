@@ -32,21 +32,15 @@ class Candidate:
     results: dict[str, FamilyResult]
     chosen: Family
     validation_keys: np.ndarray
+    # What the registered version predicts on validation: calibrated when a calibrator was kept.
+    served_pred: np.ndarray
     # Binary only (None for regression): fitted on the chosen family's validation scores.
     calibration: CalibrationFit | None = None
     threshold: DecisionThreshold | None = None
-    # What the registered version predicts on validation: calibrated when a calibrator was kept.
-    served_validation_pred: np.ndarray | None = None
 
     @property
     def best(self) -> FamilyResult:
         return self.results[self.chosen]
-
-    @property
-    def served_pred(self) -> np.ndarray:
-        if self.served_validation_pred is None:
-            return self.best.validation_pred
-        return self.served_validation_pred
 
     def served_metrics(self, y: np.ndarray) -> dict[str, float]:
         """The registered version's validation metrics (calibrated scores when calibrated)."""
@@ -100,12 +94,12 @@ def train_candidate(
             chosen = family
     if chosen is None:
         raise ValueError("training.models is empty: nothing to train")
-    if task != "binary":
-        return Candidate(task, schema, results, chosen, valid.keys)
     raw = results[chosen].validation_pred
+    if task != "binary":
+        return Candidate(task, schema, results, chosen, valid.keys, raw)
     fit = calibrate(
         valid.y, raw, by_split["validation"]["_partition_date"].to_numpy(), training.calibration
     )
     served = raw if fit.calibration is None else fit.calibration.apply(raw)
     decision = choose_threshold(valid.y, served, threshold or ThresholdPolicy())
-    return Candidate(task, schema, results, chosen, valid.keys, fit, decision, served)
+    return Candidate(task, schema, results, chosen, valid.keys, served, fit, decision)
