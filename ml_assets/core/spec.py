@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from ml_assets.core.metrics import PRIMARY, EvaluationError, check_metric
@@ -295,6 +302,47 @@ class TrainingSection(_Strict):
         default_factory=lambda: ["xgboost", "linear"]
     )
     registered_model_name: str | None = Field(None, description="Defaults to `<dataset>_model`.")
+    calibration: Literal["auto", "isotonic", "sigmoid", "none"] = Field(
+        "auto",
+        description="Binary only: recalibrate the chosen model's scores on the validation split "
+        "(isotonic regression, or sigmoid/Platt on the log-odds; `auto` tries both) and keep the "
+        "calibrator only when its cross-fitted validation log loss beats the raw scores'. Stored "
+        "in the logged model, so every consumer of the version gets the calibrated scores.",
+    )
+
+
+ThresholdRule = Literal["fixed", "max_f1", "target_precision", "target_recall"]
+
+
+class ThresholdPolicy(_Strict):
+    """How a binary model's decision threshold is set: chosen on the validation split at training
+    time (never on the test holdout) and stored with the model version."""
+
+    policy: ThresholdRule = Field(
+        "max_f1",
+        description="`max_f1`: the validation threshold of best F1; `target_precision`: the "
+        "lowest threshold whose validation precision reaches `value` (the most recall at that "
+        "precision); `target_recall`: the highest threshold whose validation recall reaches "
+        "`value` (the most precision at that recall); `fixed`: `value` itself.",
+    )
+    value: float | None = Field(
+        None, gt=0, lt=1, description="The threshold (fixed) or the target (target_*)."
+    )
+
+    @model_validator(mode="after")
+    def _value_fits_policy(self) -> ThresholdPolicy:
+        if self.policy == "max_f1" and self.value is not None:
+            raise ValueError("policy max_f1 takes no 'value'")
+        if self.policy != "max_f1" and self.value is None:
+            raise ValueError(f"policy {self.policy} needs a 'value' in (0, 1)")
+        return self
+
+
+def _fixed_if_number(raw: object) -> object:
+    # `threshold: 0.5`, the form before threshold policies, is a fixed threshold.
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return {"policy": "fixed", "value": raw}
+    return raw
 
 
 class EvaluationSection(_Strict):
@@ -319,8 +367,15 @@ class EvaluationSection(_Strict):
     min_slice_rows: int = Field(200, ge=1)
     max_calibration_error: float = Field(0.05, ge=0)
     leakage_ceiling: float = Field(0.995, description="A primary metric this good is implausible.")
-    threshold: float = Field(
-        0.5, ge=0, le=1, description="Decision threshold for F1/precision/recall."
+    threshold: Annotated[
+        ThresholdPolicy,
+        BeforeValidator(_fixed_if_number, json_schema_input_type=float | ThresholdPolicy),
+    ] = Field(
+        default_factory=ThresholdPolicy,
+        description="Binary decision threshold behind f1/precision/recall and the predictions' "
+        "decision column: a policy such as {policy: max_f1} or {policy: target_precision, value: "
+        "0.6}, applied to the validation split when the model is trained; a number is a fixed "
+        "threshold. Default: max_f1.",
     )
 
 
