@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml_assets.layers.monitor.drift import ColumnDrift, DriftResult, compute_drift
+from ml_assets.layers.monitor.drift import ColumnDrift, DriftResult, compute_drift, prepare
 
 DISTANCE_METHODS = frozenset({"wasserstein", "jensenshannon"})
 P_VALUE_METHODS = frozenset({"ks", "chisquare", "z"})
@@ -66,8 +66,10 @@ def calibrate(
     per_column: dict[str, list[float]] = {}
     methods: dict[str, str] = {}
     days = 0
+    # Every day is tested against the same window: sort and count the window once.
+    whole = prepare(reference, [*numeric, *([score] if score else [])], categorical)
     for _, day in reference.groupby(day_column, sort=True):
-        result = compute_drift(reference, day, numeric, categorical, p_value, score=score)
+        result = compute_drift(whole, day, numeric, categorical, p_value, score=score)
         days += 1
         for column, drift in _tested(result).items():
             if drift.method not in DISTANCE_METHODS | P_VALUE_METHODS:

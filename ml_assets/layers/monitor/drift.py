@@ -48,6 +48,11 @@ testing and counted per side. A column with no values on exactly one side is ``d
 method ``missing`` (a feature that vanished, or appeared, has changed); with no values on either
 side it is not drifted. Evidently cannot test such a column (it raises), so the report skips it.
 
+A side tested many times (the reference window, against each monitored day and, for calibration,
+against each of its own days) can be prepared once with `prepare`: its numeric columns sorted and
+its categories counted, so each further test costs only the other side's work. The result is the
+same to the bit as testing the unprepared table.
+
 Dataset drift mirrors Evidently's ``DatasetDriftMetric``: the share of drifted feature columns is
 compared with ``drift_share`` (>=, default 0.5). Prediction drift (a ``score`` column) is tested
 with the numeric rules and reported apart, not counted in the share.
@@ -172,9 +177,37 @@ class DriftResult:
         }
 
 
+@dataclass(frozen=True)
+class PreparedSide:
+    """One side's columns as the tests read them, made once by `prepare`: per numeric column its
+    sorted finite values and missing count, per categorical column ({value: count}, missing)."""
+
+    side: str
+    rows: int
+    numeric: Mapping[str, tuple[np.ndarray, int]]
+    categorical: Mapping[str, tuple[dict[Any, int], int]]
+
+
+def prepare(
+    table: Table,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    *,
+    side: str = "reference",
+    workers: int | None = None,
+) -> PreparedSide:
+    """`table` ready to be tested many times: its numeric columns (list the score too) sorted and
+    its categorical columns counted once, instead of on every `compute_drift` call. Measured on
+    flights (82k reference rows, 17 numeric and 4 categorical columns), that is about a quarter
+    of each test of one day against the window."""
+    n_workers = max(1, min(workers or os.cpu_count() or 1, len(numeric) or 1))
+    with ThreadPoolExecutor(n_workers) as pool:
+        return _prepare(table, side, numeric, categorical, pool)
+
+
 def compute_drift(
-    reference: Table,
-    current: Table,
+    reference: Table | PreparedSide,
+    current: Table | PreparedSide,
     numeric: Sequence[str],
     categorical: Sequence[str],
     p_value: float = DEFAULT_P_VALUE,
@@ -192,23 +225,25 @@ def compute_drift(
     NumPy's sorts release the GIL.
     """
     _check_arguments(numeric, categorical, score, p_value, distance, drift_share)
-    ref, cur = _Source(reference, "reference"), _Source(current, "current")
     numeric_all = [*numeric, *([score] if score else [])]
-    for source in (ref, cur):
-        source.require(numeric_all, categorical)
-        source.prefetch_numeric(numeric_all)
-
-    def numeric_one(column: str) -> ColumnDrift:
-        return numeric_drift(
-            column, ref.numeric(column), cur.numeric(column), p_value=p_value, distance=distance
-        )
-
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(numeric_all) or 1))
     with ThreadPoolExecutor(n_workers) as pool:
+        ref = _prepared(reference, "reference", numeric_all, categorical, pool)
+        cur = _prepared(current, "current", numeric_all, categorical, pool)
+
+        def numeric_one(column: str) -> ColumnDrift:
+            return _numeric_verdict(
+                column, ref.numeric[column], cur.numeric[column], p_value, distance
+            )
+
         tested = dict(zip(numeric_all, pool.map(numeric_one, numeric_all), strict=True))
     for column in categorical:
         tested[column] = categorical_drift(
-            column, ref.counts(column), cur.counts(column), p_value=p_value, distance=distance
+            column,
+            ref.categorical[column],
+            cur.categorical[column],
+            p_value=p_value,
+            distance=distance,
         )
     return DriftResult(
         columns={c: tested[c] for c in [*numeric, *categorical]},
@@ -229,8 +264,20 @@ def numeric_drift(
     distance: float = DEFAULT_DISTANCE,
 ) -> ColumnDrift:
     """Drift of one numeric column from two float arrays (NaN and +-inf count as missing)."""
-    ref, ref_missing = _sorted_finite(reference)
-    cur, cur_missing = _sorted_finite(current)
+    return _numeric_verdict(
+        column, _sorted_finite(reference), _sorted_finite(current), p_value, distance
+    )
+
+
+def _numeric_verdict(
+    column: str,
+    reference: tuple[np.ndarray, int],
+    current: tuple[np.ndarray, int],
+    p_value: float,
+    distance: float,
+) -> ColumnDrift:
+    """`numeric_drift` from each side's sorted finite values and missing count."""
+    (ref, ref_missing), (cur, cur_missing) = reference, current
     empty = _empty_verdict(column, "numeric", ref.size, cur.size, ref_missing, cur_missing)
     if empty is not None:
         return empty
@@ -337,7 +384,11 @@ def _wasserstein_ks(ref: np.ndarray, cur: np.ndarray) -> tuple[float, float, int
     cdf_gap -= cur_seen / m
     del cur_seen
     abs_gap = np.abs(cdf_gap[:-1], out=cdf_gap[:-1])
-    w1 = float(abs_gap @ steps)
+    # Not `abs_gap @ steps`: BLAS splits a long dot product over its threads (OpenBLAS above 10k
+    # values), whose wake-up cost 6-20 ms per column on a busy 2-core box (3x the rest of the
+    # test), and whose rounding depends on the machine's core count. NumPy's own pairwise sum is
+    # single-threaded, as exact, and the same everywhere.
+    w1 = float(np.sum(abs_gap * steps))
     # The CDFs are only compared after a whole run of ties (where the next value differs).
     ends = steps != 0
     ks_d = float(abs_gap[ends].max()) if ends.any() else 0.0
@@ -460,6 +511,41 @@ def _check_arguments(
         raise ValueError(f"distance must be positive, got {distance}")
     if not 0 < drift_share <= 1:
         raise ValueError(f"drift_share must be in (0, 1], got {drift_share}")
+
+
+def _prepare(
+    table: Table,
+    side: str,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    pool: ThreadPoolExecutor,
+) -> PreparedSide:
+    source = _Source(table, side)
+    source.require(numeric, categorical)
+    source.prefetch_numeric(numeric)
+    sorted_values = pool.map(lambda c: _sorted_finite(source.numeric(c)), numeric)
+    return PreparedSide(
+        side=side,
+        rows=source.rows,
+        numeric=dict(zip(numeric, sorted_values, strict=True)),
+        categorical={c: source.counts(c) for c in categorical},
+    )
+
+
+def _prepared(
+    table: Table | PreparedSide,
+    side: str,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    pool: ThreadPoolExecutor,
+) -> PreparedSide:
+    if not isinstance(table, PreparedSide):
+        return _prepare(table, side, numeric, categorical, pool)
+    missing = [c for c in numeric if c not in table.numeric]
+    missing += [c for c in categorical if c not in table.categorical]
+    if missing:
+        raise ValueError(f"{side} was prepared without the column(s) {missing}")
+    return table
 
 
 class _Source:

@@ -12,7 +12,7 @@ import pandas as pd
 from ml_assets.core.spec import DatasetSpec, MonitoringSection
 from ml_assets.core.sql import ident, render, rewrite_window
 from ml_assets.layers.monitor.calibration import Calibration, calibrated
-from ml_assets.layers.monitor.drift import DriftResult, compute_drift
+from ml_assets.layers.monitor.drift import DriftResult, compute_drift, prepare
 from ml_assets.layers.monitor.evidently_report import (
     EvidentlyOutcome,
     disagreements,
@@ -82,10 +82,12 @@ def window_drift(
 ) -> WindowDrift:
     """Per-day drift on every row, judged against the reference's own spread (`calibration`);
     the pooled window, with Evidently's thresholds, for the Evidently report and agreement."""
+    # Every day is tested against the same reference: sort and count it once.
+    prepared = prepare(reference, [*numeric, "score"], categorical)
     days = {
         day: calibrated(
             compute_drift(
-                reference,
+                prepared,
                 group,
                 numeric,
                 categorical,
@@ -101,7 +103,7 @@ def window_drift(
     if report_path is None or current.empty:
         return WindowDrift(days, None, None, [])
     pooled = compute_drift(
-        reference,
+        prepared,
         current,
         numeric,
         categorical,
