@@ -6,6 +6,8 @@ key, then the flights features of data/datasets/features/flights.sql by hand:
 - label-delay-aware rolling rates: per group key, rows sorted by (group, event time) with running
   sums of labels and label counts; each row's frame [t - N days, t - label_delay_days] is found by
   `searchsorted` on a (group, minute) composite key, so every window is two lookups, no loop;
+- same-day departure delays per key, counted from when each became known, the same way on a
+  (group, half-minute) key over the departures sorted by known time;
 - the weather as of departure with `merge_asof` (backward, per origin, stale after 6 hours, the
   earlier of duplicated local hours kept), the plane's age from a merge on `tailnum`.
 
@@ -129,6 +131,53 @@ def rolling_rates(df: pd.DataFrame, delay_days: int) -> dict[str, np.ndarray]:
     return out
 
 
+# Same-day departure delays: (feature, keys, hours, aggregate).
+DEPARTURE_SIGNALS = [
+    ("origin_dep_delay_1h", ["origin"], 1, "mean"),
+    ("origin_dep_delay_3h", ["origin"], 3, "mean"),
+    ("origin_dep_delay_24h", ["origin"], 24, "mean"),
+    ("origin_departed_1h", ["origin"], 1, "count"),
+    ("origin_departed_3h", ["origin"], 3, "count"),
+    ("carrier_dep_delay_3h", ["carrier"], 3, "mean"),
+    ("carrier_origin_dep_delay_3h", ["carrier", "origin"], 3, "mean"),
+    ("carrier_origin_departed_3h", ["carrier", "origin"], 3, "count"),
+]
+
+
+def departure_signals(df: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Mean and count of departure delays that became known in each row's last N hours.
+
+    A delay is known at the actual departure (scheduled + delay), and never before just after
+    the flight's own scheduled minute. Times are counted in half minutes, so "just after" is the
+    odd half: an on-time or early flight is known at 2t + 1, a late one at 2(t + delay). The
+    spec's bound on a delay's lag (lookback - N) never binds here: the contract caps delays at
+    1800 minutes.
+    """
+    minutes = df["_event_time"].to_numpy().astype("datetime64[m]").astype("int64")
+    delay = df["dep_delay"].to_numpy()
+    departed = ~np.isnan(delay)
+    half = 2 * minutes
+    known = np.maximum(2 * (minutes + np.nan_to_num(delay).astype("int64")), half + 1)[departed]
+    values = delay[departed]
+    origin = half.min() - 2 * 26 * 60  # keeps t - 24 hours above the previous group's codes
+    span = int(known.max() - origin) + 1
+    out = {}
+    for name, keys, hours, agg in DEPARTURE_SIGNALS:
+        code = df.groupby(keys, sort=False).ngroup().to_numpy().astype("int64")
+        arrival = code[departed] * span + (known - origin)
+        order = np.argsort(arrival, kind="stable")
+        sorted_arrivals = arrival[order]
+        sums = np.concatenate([[0.0], np.cumsum(values[order])])
+        query = code * span + (half - origin)
+        hi = np.searchsorted(sorted_arrivals, query, side="right")
+        lo = np.searchsorted(sorted_arrivals, query - 2 * 60 * hours, side="left")
+        n = hi - lo
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(n > 0, (sums[hi] - sums[lo]) / n, np.nan)
+        out[name] = n.astype("float64") if agg == "count" else mean
+    return out
+
+
 def read_weather(path: Path) -> pd.DataFrame:
     # round_trip: pandas' default float parser can be 1 ulp off (e.g. wind_speed 10.357019999999999);
     # DuckDB parses exactly, and the comparison wants the same numbers, not nearly the same.
@@ -188,6 +237,8 @@ def features(
     for c in WEATHER:
         out[c] = np.where(fresh, asof[c].to_numpy(), np.nan)
     for c, values in rolling_rates(df, delay_days).items():
+        out[c] = values
+    for c, values in departure_signals(df).items():
         out[c] = values
     return out
 

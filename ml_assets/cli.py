@@ -1,5 +1,5 @@
 """`ml-assets`: the project's command line. `ml-assets init` turns a CSV or Parquet file into a
-dataset folder (defs.yaml + features.sql) that `make run` and `dagster dev` load.
+dataset folder (a defs.yaml, features declared) that `make run` and `dagster dev` load.
 
 Output goes to stdout through `_say` (library code does not print); errors go to stderr with a
 non-zero exit, and nothing is written when any step fails.
@@ -16,7 +16,7 @@ from ml_assets import settings
 from ml_assets.init.infer import InitError
 from ml_assets.init.profile import ColumnProfile, ProfileError, contract_type
 from ml_assets.init.propose import Options, Proposal, propose
-from ml_assets.init.write import FEATURES_FILE, SPEC_FILE, write_dataset
+from ml_assets.init.write import SPEC_FILE, write_dataset
 
 
 def _say(line: str = "") -> None:
@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     init = commands.add_parser(
         "init",
-        help="write a dataset (defs.yaml + features.sql) from a CSV or Parquet file",
+        help="write a dataset spec (defs.yaml) from a CSV or Parquet file",
         description="Profile a CSV or Parquet file with DuckDB and write a dataset folder that "
         "loads: source, contract, partitions, label, features, model and monitoring sections.",
     )
@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument(
         "--force",
         action="store_true",
-        help=f"replace {SPEC_FILE} and {FEATURES_FILE} of an existing dataset folder",
+        help=f"replace {SPEC_FILE} of an existing dataset folder",
     )
     return parser
 
@@ -95,7 +95,7 @@ def report(proposal: Proposal, target: Path) -> None:
         _say(describe_column(col, spec["contract"]["columns"]))
     for line in proposal.notes.inferred:
         _say(f"  {line}")
-    _say(f"wrote {target / SPEC_FILE} and {target / FEATURES_FILE} (loaded and checked)")
+    _say(f"wrote {target / SPEC_FILE} (loaded and checked)")
     _say("review:")
     for line in proposal.notes.review:
         _say(f"  - {line}")
@@ -114,7 +114,7 @@ def init(args: argparse.Namespace) -> int:
     )
     proposal = propose(options)
     target = (args.out or settings.defs_dir()).resolve() / options.name
-    write_dataset(target, proposal.spec, proposal.features_sql, proposal.profile, force=args.force)
+    write_dataset(target, proposal.spec, proposal.profile, force=args.force)
     report(proposal, target)
     return 0
 

@@ -169,6 +169,9 @@ def test_init_writes_a_binary_dataset_that_loads(home: Path, churn: Path) -> Non
         "event_weekday": "categorical",
         "event_month": "numeric",
     }
+    # Every feature is a declaration (no SQL file); with no label delay given, no label window.
+    assert spec.features.sql == [] and all(f.declared for f in features.values())
+    assert features["visits"].column == "visits" and features["event_hour"].calendar == "hour"
     assert spec.features.lookback_days == 0
     assert spec.evaluation.metric == "roc_auc" and spec.evaluation.floor == 0.55
     assert spec.training.window_days == 42 and spec.training.split.test_days == 14
@@ -220,7 +223,7 @@ def test_init_refuses_to_overwrite_and_fails_loudly(
     assert code == 1 and "--label nope: no such column" in err
 
     assert cli.main([*args, "--force"]) == 0
-    assert sorted(p.name for p in target.iterdir()) == ["defs.yaml", "features.sql", "mine.txt"]
+    assert sorted(p.name for p in target.iterdir()) == ["defs.yaml", "mine.txt"]
     assert (target / "mine.txt").read_text() == "keep me"
     # Another folder declaring the same dataset name is refused too.
     (out / "copy").mkdir()
@@ -320,9 +323,13 @@ def test_init_dataset_runs_end_to_end(
     path = request.getfixturevalue(dataset)
     label = {"churn": "status", "sales": "sales"}[dataset]
     out = home / "specs"
-    done = init_cli(home, str(path), "--name", dataset, "--label", label, "--out", str(out))
+    # Churn's labels are known a day later: init then declares label means per slice entity.
+    delay = ["--label-delay-days", "1"] if dataset == "churn" else []
+    done = init_cli(home, str(path), "--name", dataset, "--label", label, "--out", str(out), *delay)
     assert done.returncode == 0, done.stderr
     spec = load_spec(out / dataset / "defs.yaml")
+    windows = [c for c, f in spec.features.columns.items() if f.window is not None]
+    assert windows == (["channel_label_mean_28d", "plan_label_mean_28d"] if delay else [])
     defs = build_defs([spec])
     first, last = run.partition_range(spec)
     data = run.run_range(defs, spec.names.job("daily_layers"), instance, first, last)

@@ -22,7 +22,8 @@ LAYER_INPUTS: dict[str, tuple[str, ...]] = {
     "ingest": ("name", "source", "partitions", "event_time", "contract"),
     "validate": ("name", "event_time", "label", "contract", "quality"),
     "features": ("name", "lookups", "label", "features"),
-    "train": ("name", "label", "features", "training"),
+    # The threshold policy is applied at training time, on validation (train/threshold.py).
+    "train": ("name", "label", "features", "training", "evaluation.threshold"),
     "evaluate": (
         "name",
         "label",

@@ -35,8 +35,15 @@ class ModelRef:
 
 
 class Predictor(Protocol):
-    """A loaded model: probabilities of the positive class (binary) or values (regression)."""
+    """A loaded model: probabilities of the positive class (binary) or values (regression).
+
+    `threshold` is a binary version's decision threshold, stored with the version (a score at or
+    above it is a positive decision); None for regression.
+    """
 
     ref: ModelRef
+
+    @property
+    def threshold(self) -> float | None: ...
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray: ...

@@ -3,6 +3,9 @@
 The model comes from the MLflow registry by `ModelRef.uri`, in its own flavor (XGBoost JSON or
 the scikit-learn pipeline), and the feature schema (model order, categorical levels) from the
 metadata logged beside it, so predictions go through exactly the preprocessing used in training.
+A binary version's calibration and decision threshold come from the same metadata
+(`core/scores.py`): what it predicts is the calibrated probability, and what it decides is that
+probability against its own threshold, whoever loads it.
 """
 
 from __future__ import annotations
@@ -20,11 +23,16 @@ from sklearn.pipeline import Pipeline
 
 from ml_assets.core.matrix import FeatureSchema, model_matrix, to_text_categoricals
 from ml_assets.core.model import ModelRef, Task
+from ml_assets.core.scores import Calibration, DecisionThreshold
 from ml_assets.resources.mlflow_tracking import MlflowTracking
 
 # The registry aliases: `champion` serves, `challenger` is the newest registered candidate.
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# Keys of the logged model's metadata (MLmodel) that `model_candidate` writes.
+FEATURE_SCHEMA = "feature_schema"
+CALIBRATION = "calibration"
+DECISION_THRESHOLD = "decision_threshold"
 
 
 def predict(model: Any, task: Task, X: pd.DataFrame) -> np.ndarray:
@@ -37,19 +45,32 @@ def predict(model: Any, task: Task, X: pd.DataFrame) -> np.ndarray:
 
 @dataclass(frozen=True)
 class RegisteredPredictor:
-    """A registered model version with the preprocessing it was trained with."""
+    """A registered model version with the preprocessing it was trained with, and (binary) the
+    calibration and decision threshold stored with it."""
 
     ref: ModelRef
     schema: FeatureSchema
     model: Any
+    calibration: Calibration | None = None  # None: the raw scores were kept (or regression)
+    decision: DecisionThreshold | None = None  # binary only
+
+    @property
+    def threshold(self) -> float | None:
+        return None if self.decision is None else self.decision.value
+
+    def raw_predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """The model's own output, before calibration."""
+        return predict(self.model, self.ref.task, model_matrix(frame, self.schema))
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """Positive-class probabilities (binary) or values (regression), one per row of `frame`.
+        """Positive-class probabilities (binary, calibrated when the version stores a
+        calibration) or values (regression), one per row of `frame`.
 
         `frame` needs the feature columns (any order, extra columns ignored). Categorical values
         unseen in training are treated as missing.
         """
-        return predict(self.model, self.ref.task, model_matrix(frame, self.schema))
+        raw = self.raw_predict(frame)
+        return raw if self.calibration is None else self.calibration.apply(raw)
 
 
 def registered_ref(
@@ -69,9 +90,9 @@ def registered_ref(
         else client.get_model_version(name, str(version))
     )
     metadata = mlflow.models.get_model_info(f"models:/{name}/{found.version}").metadata or {}
-    if "feature_schema" not in metadata:
+    if FEATURE_SCHEMA not in metadata:
         raise ValueError(f"models:/{name}/{found.version} was not logged by ml_assets")
-    schema = FeatureSchema.from_dict(metadata["feature_schema"])
+    schema = FeatureSchema.from_dict(metadata[FEATURE_SCHEMA])
     first, _, last = found.tags["train_window"].partition("..")
     return ModelRef(
         registered_name=name,
@@ -90,9 +111,9 @@ def load_predictor(ref: ModelRef, tracking: MlflowTracking) -> RegisteredPredict
     """Fetch `ref`'s registered version and check it is the model the reference describes."""
     tracking.client()  # points MLflow's tracking and registry URIs at this resource's store
     metadata = mlflow.models.get_model_info(ref.uri).metadata or {}
-    if "feature_schema" not in metadata:
+    if FEATURE_SCHEMA not in metadata:
         raise ValueError(f"{ref.uri} has no feature_schema metadata: not logged by ml_assets")
-    schema = FeatureSchema.from_dict(metadata["feature_schema"])
+    schema = FeatureSchema.from_dict(metadata[FEATURE_SCHEMA])
     if schema.features != tuple(ref.features) or schema.categorical != tuple(ref.categorical):
         raise ValueError(
             f"{ref.uri} was trained on features {list(schema.features)}, "
@@ -109,7 +130,13 @@ def load_predictor(ref: ModelRef, tracking: MlflowTracking) -> RegisteredPredict
         model = mlflow.sklearn.load_model(ref.uri)
     else:
         raise ValueError(f"unknown model family {ref.family!r} in {ref}")
-    return RegisteredPredictor(ref=ref, schema=schema, model=model)
+    calibration, decision = None, None
+    if ref.task == "binary":
+        stored = metadata.get(CALIBRATION)
+        calibration = Calibration.from_dict(stored) if stored else None
+        stored = metadata.get(DECISION_THRESHOLD)
+        decision = DecisionThreshold.from_dict(stored) if stored else DecisionThreshold.legacy()
+    return RegisteredPredictor(ref, schema, model, calibration, decision)
 
 
 def current_champion(tracking: MlflowTracking, name: str) -> str | None:

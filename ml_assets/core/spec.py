@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from ml_assets.core.metrics import PRIMARY, EvaluationError, check_metric
@@ -143,19 +150,123 @@ class QualitySpec(_Strict):
     )
 
 
+# Parts of the event time a calendar feature may take (DuckDB date-part functions).
+CalendarPart = Literal[
+    "year",
+    "quarter",
+    "month",
+    "monthname",
+    "week",
+    "day",
+    "dayofyear",
+    "dayofweek",
+    "isodow",
+    "dayname",
+    "is_weekend",
+    "hour",
+    "minute",
+]
+
+
+class WindowSpec(_Strict):
+    """An aggregate of the entity's past rows, known before the event (see features/declared.py).
+
+    Kept to sums and counts over a time window per entity key, so the online store can hold
+    the same values as per-entity running aggregates.
+    """
+
+    agg: Literal["count", "sum", "mean"]
+    of: str = Field(
+        "label",
+        description="`label` (known `label.delay_days` after its event), a contract column, or "
+        "`*` with `count` for the number of past rows.",
+    )
+    by: list[Identifier] = Field(..., min_length=1, description="Entity key column(s).")
+    days: int | None = Field(None, ge=1, description="Past rows of the last N days.")
+    hours: int | None = Field(None, ge=1, description="Past rows of the last N hours.")
+    known_at: str | None = Field(
+        None,
+        description="SQL over the row's columns and `_event_time`: when a past row's `of` value "
+        "becomes known (e.g. a departure delay at the actual departure). The window then holds "
+        "the values that became known in its last N days or hours; NULL means never known.",
+    )
+
+    @model_validator(mode="after")
+    def _one_length(self) -> WindowSpec:
+        if (self.days is None) == (self.hours is None):
+            raise ValueError("give exactly one of 'days' or 'hours'")
+        if self.of == "*" and self.agg != "count":
+            raise ValueError("of: '*' only counts rows (agg: count)")
+        if self.known_at is not None and self.of in ("label", "*"):
+            raise ValueError(
+                "known_at: only for a column (a label is known `label.delay_days` after its "
+                "event, and a row is there at its event)"
+            )
+        return self
+
+    @property
+    def length(self) -> dt.timedelta:
+        return dt.timedelta(days=self.days or 0, hours=self.hours or 0)
+
+
 class FeatureColumn(_Strict):
     kind: Literal["numeric", "categorical"]
     min: float | None = None
     max: float | None = None
     max_null_rate: float = Field(0.05, ge=0, le=1)
+    # How the value is computed; none of them means one of `features.sql` returns it.
+    column: Identifier | None = Field(None, description="The event's own contract column.")
+    calendar: CalendarPart | None = Field(None, description="A part of the event time.")
+    window: WindowSpec | None = Field(None, description="An aggregate of the entity's past rows.")
+
+    @model_validator(mode="after")
+    def _one_derivation(self) -> FeatureColumn:
+        given = [k for k in ("column", "calendar", "window") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give at most one of 'column', 'calendar', 'window' (got {given})")
+        return self
+
+    @property
+    def declared(self) -> bool:
+        """True when the layer generates this feature's SQL from the declaration."""
+        return self.column is not None or self.calendar is not None or self.window is not None
 
 
 class FeaturesSection(_Strict):
     sql: list[str] = Field(
-        ..., min_length=1, description="SQL files, relative to the spec's folder."
+        default_factory=list,
+        description="SQL files, relative to the spec's folder, for the features a declaration "
+        "cannot say (lookups, custom logic).",
     )
     columns: dict[str, FeatureColumn] = Field(..., min_length=1)
     lookback_days: int = Field(28, ge=0, description="How far back any feature window reaches.")
+
+    @model_validator(mode="after")
+    def _sources(self) -> FeaturesSection:
+        from_sql = [c for c, f in self.columns.items() if not f.declared]
+        if from_sql and not self.sql:
+            raise ValueError(
+                f"columns {from_sql} have no 'column', 'calendar' or 'window' and no 'sql' file "
+                "is listed to return them"
+            )
+        lookback = dt.timedelta(days=self.lookback_days)
+        too_long = [
+            c
+            for c, f in self.columns.items()
+            if f.window is not None
+            and (f.window.length > lookback or (f.window.known_at and f.window.length >= lookback))
+        ]
+        if too_long:
+            raise ValueError(
+                f"columns {too_long}: a window may reach back at most lookback_days "
+                f"({self.lookback_days}; less with known_at, which needs room for the delay), "
+                "or a day's features would depend on how it was built"
+            )
+        return self
+
+    @property
+    def declared(self) -> dict[str, FeatureColumn]:
+        return {c: f for c, f in self.columns.items() if f.declared}
 
     def sql_paths(self, spec: DatasetSpec) -> list[Path]:
         base = spec.path.parent if spec.path else Path.cwd()
@@ -191,6 +302,47 @@ class TrainingSection(_Strict):
         default_factory=lambda: ["xgboost", "linear"]
     )
     registered_model_name: str | None = Field(None, description="Defaults to `<dataset>_model`.")
+    calibration: Literal["auto", "isotonic", "sigmoid", "none"] = Field(
+        "auto",
+        description="Binary only: recalibrate the chosen model's scores on the validation split "
+        "(isotonic regression, or sigmoid/Platt on the log-odds; `auto` tries both) and keep the "
+        "calibrator only when its cross-fitted validation log loss beats the raw scores'. Stored "
+        "in the logged model, so every consumer of the version gets the calibrated scores.",
+    )
+
+
+ThresholdRule = Literal["fixed", "max_f1", "target_precision", "target_recall"]
+
+
+class ThresholdPolicy(_Strict):
+    """How a binary model's decision threshold is set: chosen on the validation split at training
+    time (never on the test holdout) and stored with the model version."""
+
+    policy: ThresholdRule = Field(
+        "max_f1",
+        description="`max_f1`: the validation threshold of best F1; `target_precision`: the "
+        "lowest threshold whose validation precision reaches `value` (the most recall at that "
+        "precision); `target_recall`: the highest threshold whose validation recall reaches "
+        "`value` (the most precision at that recall); `fixed`: `value` itself.",
+    )
+    value: float | None = Field(
+        None, gt=0, lt=1, description="The threshold (fixed) or the target (target_*)."
+    )
+
+    @model_validator(mode="after")
+    def _value_fits_policy(self) -> ThresholdPolicy:
+        if self.policy == "max_f1" and self.value is not None:
+            raise ValueError("policy max_f1 takes no 'value'")
+        if self.policy != "max_f1" and self.value is None:
+            raise ValueError(f"policy {self.policy} needs a 'value' in (0, 1)")
+        return self
+
+
+def _fixed_if_number(raw: object) -> object:
+    # `threshold: 0.5`, the form before threshold policies, is a fixed threshold.
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return {"policy": "fixed", "value": raw}
+    return raw
 
 
 class EvaluationSection(_Strict):
@@ -215,8 +367,15 @@ class EvaluationSection(_Strict):
     min_slice_rows: int = Field(200, ge=1)
     max_calibration_error: float = Field(0.05, ge=0)
     leakage_ceiling: float = Field(0.995, description="A primary metric this good is implausible.")
-    threshold: float = Field(
-        0.5, ge=0, le=1, description="Decision threshold for F1/precision/recall."
+    threshold: Annotated[
+        ThresholdPolicy,
+        BeforeValidator(_fixed_if_number, json_schema_input_type=float | ThresholdPolicy),
+    ] = Field(
+        default_factory=ThresholdPolicy,
+        description="Binary decision threshold behind f1/precision/recall and the predictions' "
+        "decision column: a policy such as {policy: max_f1} or {policy: target_precision, value: "
+        "0.6}, applied to the validation split when the model is trained; a number is a fixed "
+        "threshold. Default: max_f1.",
     )
 
 
@@ -382,7 +541,33 @@ class DatasetSpec(_Strict):
                 raise ValueError(f"{name}: '{ref}' is not a contract column")
         if self.partitions.end is not None and self.partitions.end < self.partitions.start:
             raise ValueError("partitions.end is before partitions.start")
+        for name, feature in (self.features.declared if self.features else {}).items():
+            self._check_declared(f"features.columns.{name}", feature)
         return self
+
+    def _check_declared(self, field: str, feature: FeatureColumn) -> None:
+        """A declared feature reads only contract columns, of a type its aggregate can use."""
+        cols = self.contract.columns
+        window = feature.window
+        read = [feature.column] if feature.column else []
+        if window is not None:
+            read += window.by + ([window.of] if window.of not in ("label", "*") else [])
+        for column in read:
+            if column not in cols:
+                raise ValueError(f"{field}: '{column}' is not a contract column")
+        if window is None:
+            return
+        numeric = NUMERIC_TYPES | {"BOOLEAN"}
+        if window.agg != "count" and window.of != "label" and cols[window.of].type not in numeric:
+            raise ValueError(
+                f"{field}.window: {window.agg} of '{window.of}' needs a numeric column, "
+                f"not {cols[window.of].type}"
+            )
+        if window.of == "label" and window.length <= dt.timedelta(days=self.label.delay_days):
+            raise ValueError(
+                f"{field}.window: no label of the last {window.length} is known yet "
+                f"(label.delay_days is {self.label.delay_days}): make the window longer"
+            )
 
     @property
     def columns(self) -> list[str]:

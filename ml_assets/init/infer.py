@@ -400,10 +400,14 @@ def contract_section(
 
 @dataclass(frozen=True)
 class FeaturePlan:
-    columns: dict[str, dict[str, object]]  # features.columns
-    select: tuple[str, ...]  # the SELECT list after `_key`
+    columns: dict[str, dict[str, object]]  # features.columns, every one a declaration
+    lookback_days: int
     expected_drift: tuple[str, ...]
     dropped: dict[str, str]
+
+
+# Label history per entity: how far back, and the fewest rows a category needs to be an entity.
+LABEL_WINDOW_DAYS = 28
 
 
 def plan_features(
@@ -412,23 +416,28 @@ def plan_features(
     exclude: set[str],
     time: ColumnProfile,
     notes: Notes,
+    *,
+    entities: list[str] = (),
+    label_delay_days: int = 0,
 ) -> FeaturePlan:
-    """Passthrough of each remaining column with its kind, plus calendar parts of the event time.
+    """Declared features: each remaining column passed through with its kind, calendar parts of
+    the event time, and, once labels have a delay, each entity's label mean over 28 days.
 
-    The simplest features that are point in time by construction: each reads only its own row,
-    as validated, so none can see a label (its own or another row's) or anything after the event.
+    Passthrough and calendar features read only their own row, as validated, so none can see a
+    label or anything after the event. Label windows read only labels already known (the
+    features layer ends their frames `label.delay_days` before the event); with no delay set,
+    `ml-assets init` cannot know when a label is known, so it proposes none.
     """
     default_nulls = FeatureColumn.model_fields["max_null_rate"].default
     columns: dict[str, dict[str, object]] = {}
-    select: list[str] = []
     dropped: dict[str, str] = {}
     for name, col in profile.columns.items():
         if name in exclude:
             continue
         if col.type in TEMPORAL:
             dropped[name] = (
-                "a time column: it may be recorded after the event; derive a feature from it "
-                "in features.sql if it is known at the event time"
+                "a time column: it may be recorded after the event; declare a feature from it "
+                "(or write it in a features.sql) if it is known at the event time"
             )
         elif col.null_rate > MAX_FEATURE_NULL_RATE:
             dropped[name] = f"{col.null_rate:.0%} NULL (over {MAX_FEATURE_NULL_RATE:.0%})"
@@ -440,53 +449,70 @@ def plan_features(
             )
         else:
             kind = "numeric" if col.type in NUMERIC else "categorical"
-            entry: dict[str, object] = {"kind": kind}
+            entry: dict[str, object] = {"kind": kind, "column": name}
             limit = _rate_limit(daily.worst_null_rate[name], default_nulls)
             if limit > default_nulls:
                 entry["max_null_rate"] = limit
             columns[name] = entry
-            select.append(ident(name))
-    calendar = []
+    passthrough = list(columns)
+    calendar: list[tuple[str, dict[str, object]]] = []
     if time.time_of_day:
         calendar.append(
-            ("event_hour", "hour(_event_time)", {"kind": "numeric", "min": 0, "max": 23})
+            ("event_hour", {"kind": "numeric", "min": 0, "max": 23, "calendar": "hour"})
         )
     calendar += [
-        ("event_weekday", "dayname(_event_time)", {"kind": "categorical"}),
-        ("event_month", "month(_event_time)", {"kind": "numeric", "min": 1, "max": 12}),
+        ("event_weekday", {"kind": "categorical", "calendar": "dayname"}),
+        ("event_month", {"kind": "numeric", "min": 1, "max": 12, "calendar": "month"}),
     ]
     expected_drift = []
-    for name, expr, entry in calendar:
+    for name, entry in calendar:
         if name in columns:
             dropped[f"{name} (calendar)"] = f"the file has a column named {name}"
             continue
         columns[name] = entry
-        select.append(f"{expr} AS {name}")
         if name != "event_hour":
             # Drift is judged per day, and every row of a day has the same weekday and month:
             # against a multi-day reference window these differ by construction (measured: the
             # weekday "drifted" on each of 18 monitored days of the churn test data).
             expected_drift.append(name)
-    passthrough = [c for c in columns if c in profile.columns]
+    windows = []
+    if label_delay_days > 0:
+        for entity in entities:
+            name = f"{entity}_label_mean_{LABEL_WINDOW_DAYS}d"
+            if name in columns:
+                continue
+            columns[name] = {
+                "kind": "numeric",
+                # An entity with no labelled row in its window has no mean yet.
+                "max_null_rate": 0.5,
+                "window": {"agg": "mean", "of": "label", "by": [entity], "days": LABEL_WINDOW_DAYS},
+            }
+            windows.append(name)
     kinds = ", ".join(f"{c} ({columns[c]['kind']})" for c in passthrough) or "none"
     notes.inferred.append(f"features: passthrough {kinds}")
     notes.inferred.append(
         f"features: calendar parts of {time.name}: "
-        + ", ".join(c for c in columns if c not in profile.columns)
+        + ", ".join(n for n, _ in calendar if "calendar" in columns.get(n, {}))
     )
+    if windows:
+        notes.inferred.append(
+            f"features: label mean per entity over the last {LABEL_WINDOW_DAYS} days, known "
+            f"{label_delay_days} day(s) after each event: {', '.join(windows)}"
+        )
     for name, why in dropped.items():
         notes.inferred.append(f"not a feature: {name}: {why}")
     keys = [c for c in exclude if c in profile.columns and c != time.name]
     notes.review.append(
         f"not features: {', '.join(sorted(keys))} (label and key) and {time.name} (event time); "
-        "add a key column to features.sql if the entity itself predicts the label"
+        "declare a key column (`column: NAME`) if the entity itself predicts the label"
     )
     notes.review.append(
         "features pass columns through as they are: delete any that is only known after the "
-        "event (it leaks the outcome; the leakage check cannot see that), and add windows over "
-        "past labels in features.sql (see ml_assets/defs/flights/features.sql)"
+        "event (it leaks the outcome; the leakage check cannot see that). Windows over past "
+        "rows are declared with `window:` (see the flights spec, ml_assets/defs/flights)"
     )
-    return FeaturePlan(columns, tuple(select), tuple(expected_drift), dropped)
+    lookback = LABEL_WINDOW_DAYS if windows else 0
+    return FeaturePlan(columns, lookback, tuple(expected_drift), dropped)
 
 
 # -- slices -----------------------------------------------------------------------------------

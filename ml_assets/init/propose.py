@@ -1,4 +1,4 @@
-"""Assemble the whole proposal for one file: the spec mapping, its features SQL and the notes."""
+"""Assemble the whole proposal for one file: the spec mapping (features declared) and the notes."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from ml_assets.init.infer import (
     propose_slices,
 )
 from ml_assets.init.profile import FileProfile, connect, daily_profile, profile_file
-from ml_assets.init.write import FEATURES_FILE, features_sql, source_section
+from ml_assets.init.write import source_section
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,6 @@ class Options:
 class Proposal:
     profile: FileProfile
     spec: dict
-    features_sql: str
     notes: Notes
 
 
@@ -74,8 +73,19 @@ def propose(options: Options) -> Proposal:
             + "; ".join(f"{c}: {why}" for c, why in profile.skipped.items())
         )
     exclude = {label.column, *key, time.column.name}
-    features = plan_features(profile, daily, exclude, time.column, notes)
     training = plan_training(daily)
+    slices = []
+    if training is not None:
+        slices = propose_slices(profile, daily, exclude, training["split"]["test_days"], notes)
+    features = plan_features(
+        profile,
+        daily,
+        exclude,
+        time.column,
+        notes,
+        entities=slices,
+        label_delay_days=options.label_delay_days,
+    )
     spec: dict = {
         "name": options.name,
         "description": (
@@ -89,11 +99,9 @@ def propose(options: Options) -> Proposal:
         "label": label.section(options.label_delay_days),
         "contract": contract_section(profile, daily, key, notes),
     }
-    if training is not None:
-        slices = propose_slices(profile, daily, exclude, training["split"]["test_days"], notes)
-        if slices:
-            spec["slices"] = slices
-    spec["features"] = {"sql": [FEATURES_FILE], "lookback_days": 0, "columns": features.columns}
+    if slices:
+        spec["slices"] = slices
+    spec["features"] = {"lookback_days": features.lookback_days, "columns": features.columns}
     if training is None:
         notes.inferred.append(
             f"model layers: off, {daily.span_days} days are too few for train, validation and "
@@ -102,5 +110,4 @@ def propose(options: Options) -> Proposal:
     else:
         spec |= model_sections(label.kind, daily, training, features.expected_drift, notes)
     notes.review.append("intended_use: describe what the model is for (it heads the model card)")
-    sql = features_sql(options.name, profile, features.select)
-    return Proposal(profile, spec, sql, notes)
+    return Proposal(profile, spec, notes)

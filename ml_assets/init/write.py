@@ -1,10 +1,9 @@
-"""Write a proposed dataset folder (defs.yaml + features.sql) only once it validates.
+"""Write a proposed dataset folder (its `defs.yaml`, features declared) only once it validates.
 
-Files are staged in a private temp folder and checked there the way definitions load them
-(`load_spec`, the feature SQL's static check, and the composed feature query bound against an
-empty table shaped like `validated`). Only then are they moved in, features first and
-`defs.yaml` last, so a loader watching the defs folder never sees a spec without its SQL, and a
-failure leaves every file the user had as it was.
+The spec is staged in a private temp folder and checked there the way definitions load it
+(`load_spec`, and the generated feature query bound against an empty table shaped like
+`validated`). Only then is it moved in, with an atomic rename, so a loader watching the defs
+folder never sees half a file, and a failure leaves every file the user had as it was.
 """
 
 from __future__ import annotations
@@ -39,7 +38,6 @@ from ml_assets.layers.features.query import (
 from ml_assets.layers.validate.contract import expected_validated_schema
 
 SPEC_FILE = "defs.yaml"
-FEATURES_FILE = "features.sql"
 
 
 def source_section(profile: FileProfile) -> dict[str, object]:
@@ -59,25 +57,6 @@ def source_section(profile: FileProfile) -> dict[str, object]:
             "null_strings": list(csv.null_strings),
         }
     return section
-
-
-def features_sql(name: str, profile: FileProfile, select: tuple[str, ...]) -> str:
-    """The default features file: each row's own validated values and event-time calendar parts."""
-    lines = ",\n    ".join(["_key", *select])
-    return f"""-- Features of `{name}`, written by `ml-assets init` from {profile.path.name}: review them.
---
--- Point in time by construction: every value is the row's own validated value or a calendar part
--- of its own event time, so no feature reads another row, a label or a lookup. Hence no
--- `_max_history_time` / `_max_lookup_time` audit columns and `features.lookback_days: 0`; add
--- both when you add windows over past labels (see ml_assets/defs/flights/features.sql).
--- A passthrough column is only sound if it is known when the event happens: delete any that is
--- recorded later (here and in `features.columns` of defs.yaml).
--- Contract of this file: ml_assets/layers/features/query.py.
-SELECT
-    {lines}
-FROM {{validated}}
-WHERE _partition_date BETWEEN $start AND $end
-"""
 
 
 def _check_features_bind(spec: DatasetSpec) -> None:
@@ -124,30 +103,24 @@ def _header(profile: FileProfile) -> str:
     )
 
 
-def write_dataset(
-    target: Path, spec: dict, sql: str, profile: FileProfile, *, force: bool
-) -> DatasetSpec:
-    """Stage, validate, then install `defs.yaml` and `features.sql` into `target`.
+def write_dataset(target: Path, spec: dict, profile: FileProfile, *, force: bool) -> DatasetSpec:
+    """Stage, validate, then install `defs.yaml` into `target`.
 
-    Refuses an existing folder unless `force`; even then only those two files are replaced,
-    nothing else in the folder is touched.
+    Refuses an existing folder unless `force`; even then only `defs.yaml` is replaced, nothing
+    else in the folder is touched.
     """
     if target.exists() and not force:
-        raise InitError(
-            f"{target} already exists: pass --force to replace its {SPEC_FILE} and {FEATURES_FILE}"
-        )
+        raise InitError(f"{target} already exists: pass --force to replace its {SPEC_FILE}")
     taken = name_taken(target.parent, spec["name"], target)
     if taken is not None:
         raise InitError(f"dataset name '{spec['name']}' is already used by {taken}")
     with tempfile.TemporaryDirectory(prefix=f"ml-assets-init-{spec['name']}-") as tmp:
         staged = Path(tmp)
-        (staged / FEATURES_FILE).write_text(sql)
         spec_path = write_spec(staged / SPEC_FILE, spec)
         spec_path.write_text(_header(profile) + spec_path.read_text())
         validate(spec_path)
         target.mkdir(parents=True, exist_ok=True)
-        for name in (FEATURES_FILE, SPEC_FILE):
-            part = target / f".{name}.part"
-            shutil.copyfile(staged / name, part)
-            os.replace(part, target / name)
+        part = target / f".{SPEC_FILE}.part"
+        shutil.copyfile(spec_path, part)
+        os.replace(part, target / SPEC_FILE)
     return validate(target / SPEC_FILE)

@@ -6,12 +6,14 @@ run. `champion_model` reads the verdict and is the only step that acts on it (al
 tags, the audit row); this asset only measures.
 """
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import pandas as pd
+from mlflow.entities import Metric
 
 from ml_assets import settings
 from ml_assets.core.lineage import code_version
@@ -20,6 +22,7 @@ from ml_assets.core.model import ModelRef
 from ml_assets.core.predictor import current_champion, load_predictor, registered_ref
 from ml_assets.core.spec import DatasetSpec
 from ml_assets.core.sql import ident, render
+from ml_assets.layers.evaluate.baseline import NaiveBaselines, fit_baselines
 from ml_assets.layers.evaluate.explain import global_importance
 from ml_assets.layers.evaluate.gates import gate_specs
 from ml_assets.layers.evaluate.logic import Evaluation, evaluate_candidate
@@ -43,13 +46,57 @@ def test_split(warehouse: Warehouse, spec: DatasetSpec) -> tuple[pd.DataFrame, p
     )
     with warehouse.get_connection() as conn:
         rows = conn.execute(sql).df()
-    slices = pd.DataFrame({c: rows[f"__slice_{c}"].astype(str) for c in spec.slices})
+    # Indexed like the rows: a spec without slices still gets a frame of the holdout's length.
+    slices = pd.DataFrame(
+        {c: rows[f"__slice_{c}"].astype(str) for c in spec.slices}, index=rows.index
+    )
     return rows, slices
+
+
+def train_baselines(warehouse: Warehouse, spec: DatasetSpec) -> NaiveBaselines:
+    """The naive baselines, fitted on the training set's train split."""
+    sql = render(SQL / "train_label_stats.sql", training_set=spec.names.table("training_set"))
+    with warehouse.get_connection() as conn:
+        stats = conn.execute(sql).fetchall()
+    return fit_baselines(spec.label.kind, [(int(d), int(n), float(m)) for d, n, m in stats])
+
+
+def holdout_metrics(ev: Evaluation) -> dict[str, float]:
+    """What the candidate's MLflow run gets as metrics: holdout values, skills, baselines."""
+    out = {f"holdout_{k}": v for k, v in ev.metrics.values.items()}
+    for s in ev.baselines.skills:
+        out[f"holdout_{s.name}"] = s.skill
+        out.update({f"holdout_baseline_{n}_{s.metric}": v for n, v in s.baselines.items()})
+    if ev.metrics.threshold is not None:
+        out["holdout_decision_threshold"] = ev.metrics.threshold
+    return {k: float(v) for k, v in out.items() if v == v}  # undefined (NaN): not logged
+
+
+def log_holdout_metrics(tracking: MlflowTracking, run_id: str, ev: Evaluation) -> None:
+    now = int(time.time() * 1000)
+    metrics = [Metric(k, v, now, 0) for k, v in holdout_metrics(ev).items()]
+    tracking.client().log_batch(run_id, metrics=metrics)
 
 
 def evaluation_metadata(ev: Evaluation, ref: ModelRef, tracking: MlflowTracking) -> dict:
     primary = ev.comparison.metric
+    skills = {
+        s.name: dg.MetadataValue.float(float(s.skill))
+        for s in ev.baselines.skills
+        if s.skill == s.skill
+    }
+    served = (
+        {}
+        if ev.metrics.threshold is None
+        else {
+            "decision_threshold": dg.MetadataValue.float(float(ev.metrics.threshold)),
+            "calibration": dg.MetadataValue.text(ev.calibration),
+        }
+    )
     return {
+        **skills,
+        **served,
+        "baselines": dg.MetadataValue.json(ev.baselines.to_json()),
         "model_version": dg.MetadataValue.text(ref.version),
         "mlflow_run_id": dg.MetadataValue.text(ref.run_id),
         "mlflow_model": dg.MetadataValue.url(tracking.model_url(ref.registered_name, ref.version)),
@@ -85,8 +132,9 @@ def build_evaluate_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         kinds={"mlflow", "duckdb"},
         code_version=code_version(spec, "evaluate"),
         description=(
-            "The candidate scored on the test holdout: metrics, slices, champion deltas, "
-            "explanations and plots; its checks are the promotion gates."
+            "The candidate scored on the test holdout: metrics at its stored threshold, skill "
+            "against naive baselines, slices, champion deltas, explanations and plots; its "
+            "checks are the promotion gates."
         ),
         check_specs=[
             dg.AssetCheckSpec(g.name, asset=key, description=g.description)
@@ -103,17 +151,20 @@ def build_evaluate_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             raise ValueError(f"{spec.name}: the training set has no test rows to evaluate on")
         predictor = load_predictor(ref, mlflow)
         y_true = rows["_label"].to_numpy(dtype=float)
+        # Calibrated when the version stores a calibration: the gates judge what it serves.
         y_score = predictor.predict(rows)
         importance = global_importance(
             predictor.model, ref.family, model_matrix(rows, predictor.schema)
         )
         champion_version = current_champion(mlflow, ref.registered_name)
         champion_scores: np.ndarray | None = None
+        champion_threshold: float | None = None
         if champion_version is not None and champion_version != ref.version:
             champion = load_predictor(
                 registered_ref(mlflow, ref.registered_name, version=champion_version), mlflow
             )
             champion_scores = champion.predict(rows)
+            champion_threshold = champion.threshold
         else:
             champion_version = None
         days = rows["_partition_date"]
@@ -125,8 +176,13 @@ def build_evaluate_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             y_score,
             spec.slices,
             importance,
+            baselines=train_baselines(warehouse, spec),
+            weekdays=(rows["_event_time"].dt.dayofweek + 1).to_numpy(),
+            threshold=predictor.threshold,
+            calibration=predictor.calibration.method if predictor.calibration else "none",
             champion_scores=champion_scores,
             champion_version=champion_version,
+            champion_threshold=champion_threshold,
             folder=settings.reports_dir() / spec.name / "evaluation" / f"v{ref.version}",
             title=f"{spec.name}: evaluation of {ref.registered_name} v{ref.version}",
             holdout=(str(days.min().date()), str(days.max().date())),
@@ -136,7 +192,7 @@ def build_evaluate_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                 days.to_numpy(),
                 task=ref.task,
                 metric=evaluation.metric,
-                threshold=evaluation.threshold,
+                threshold=0.5 if predictor.threshold is None else predictor.threshold,
                 window_days=spec.monitoring.performance_window_days,
                 quantile=spec.monitoring.degradation_quantile,
                 seed=spec.training.seed,
@@ -144,6 +200,7 @@ def build_evaluate_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         )
         # Kept with the version, so its card can be rebuilt after a rollback.
         mlflow.client().log_dict(ref.run_id, ev.record().to_json(), ARTIFACT)
+        log_holdout_metrics(mlflow, ref.run_id, ev)
         yield dg.Output(ev, metadata=evaluation_metadata(ev, ref, mlflow))
         for g in ev.gates:
             yield dg.AssetCheckResult(

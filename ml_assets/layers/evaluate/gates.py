@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 
 from ml_assets.core.metrics import GapKind, check_metric, higher_is_better, slice_gap_rule
 from ml_assets.core.spec import EvaluationSection
+from ml_assets.layers.evaluate.baseline import BaselineReport
 from ml_assets.layers.evaluate.compare import Comparison
 from ml_assets.layers.evaluate.metrics import Metrics
 from ml_assets.layers.evaluate.slices import GAP_DRAWS, GAP_QUANTILE, SliceMetric, SliceReport
@@ -93,9 +94,17 @@ def gate_specs(evaluation: EvaluationSection) -> list[GateSpec]:
             "which usually means a feature leaks the label.",
         ),
         GateSpec(
+            "baseline_skill",
+            True,
+            "Beats the best naive baseline on the holdout: skill = 1 - error / baseline error "
+            "> 0 on log loss (binary; baseline: the training label rate) or RMSE (regression; "
+            "baselines: the training mean and the training mean per weekday).",
+        ),
+        GateSpec(
             "calibration",
             False,
-            f"Expected calibration error (10 equal-width bins) at most {e.max_calibration_error}.",
+            f"Expected calibration error (10 equal-width bins) of the served (calibrated) scores "
+            f"at most {e.max_calibration_error}.",
         ),
         GateSpec("small_slices", False, f"Every slice has at least {e.min_slice_rows} rows."),
     ]
@@ -198,7 +207,27 @@ def _leakage(metrics: Metrics, e: EvaluationSection) -> GateResult:
     return GateResult("leakage_guard", ok, True, top, expected, detail)
 
 
-def _calibration(metrics: Metrics, e: EvaluationSection) -> GateResult:
+def _baseline(b: BaselineReport) -> GateResult:
+    """Blocking unless the candidate beats the best naive baseline on the gated metric.
+
+    Strictly above 0: a model exactly as good as the training mean adds nothing to serve. An
+    undefined skill (a baseline with zero error: a constant holdout it predicts exactly) fails.
+    """
+    gated = b.gate_skill
+    ok = gated.skill == gated.skill and gated.skill > 0
+    parts = [
+        f"{s.name} {s.skill:.4f} ({s.metric} {s.model:.4f} vs "
+        + ", ".join(f"{n} {v:.4f}" for n, v in s.baselines.items())
+        + f"; best {s.best})"
+        for s in b.skills
+    ]
+    detail = "; ".join(parts)
+    if not ok:
+        detail += f": no better than predicting {gated.best} on {gated.metric}"
+    return GateResult("baseline_skill", ok, True, gated.skill, "> 0", detail)
+
+
+def _calibration(metrics: Metrics, e: EvaluationSection, calibration: str) -> GateResult:
     expected = f"<= {e.max_calibration_error}"
     if metrics.task != "binary":
         return GateResult(
@@ -206,7 +235,8 @@ def _calibration(metrics: Metrics, e: EvaluationSection) -> GateResult:
         )
     ece = metrics["ece"]
     ok = ece <= e.max_calibration_error
-    return GateResult("calibration", ok, False, ece, expected, f"ECE = {ece:.4f}")
+    detail = f"ECE = {ece:.4f} of the served scores (calibration: {calibration})"
+    return GateResult("calibration", ok, False, ece, expected, detail)
 
 
 def _small_slices(s: SliceReport, e: EvaluationSection) -> GateResult:
@@ -223,9 +253,12 @@ def gate_results(
     metrics: Metrics,
     comparison: Comparison,
     slices: SliceReport,
+    baselines: BaselineReport,
     evaluation: EvaluationSection,
+    calibration: str = "none",
 ) -> list[GateResult]:
-    """All gates, in `gate_specs` order. Blocking: floor, non-inferiority, slice gap, leakage."""
+    """All gates, in `gate_specs` order. Blocking: floor, non-inferiority, slice gap, leakage,
+    baseline skill. `calibration` names the calibrator behind the scores (for the detail)."""
     check_metric(evaluation.metric, metrics.task)
     e = evaluation
     return [
@@ -233,7 +266,8 @@ def gate_results(
         _non_inferiority(comparison, e),
         _slice_gap(slices, e),
         _leakage(metrics, e),
-        _calibration(metrics, e),
+        _baseline(baselines),
+        _calibration(metrics, e, calibration),
         _small_slices(slices, e),
     ]
 

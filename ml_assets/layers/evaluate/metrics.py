@@ -15,6 +15,7 @@ from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
 from ml_assets.core.metrics import EvaluationError, metric_names
 from ml_assets.core.model import Task
+from ml_assets.core.scores import decision_metrics
 
 CALIBRATION_BINS = 10
 
@@ -114,11 +115,8 @@ def _binary(t: np.ndarray, s: np.ndarray, threshold: float) -> Metrics:
         flags.append(
             f"single_class: all {t.size} labels are {int(t[0])}; roc_auc, pr_auc undefined"
         )
-    predicted = s >= threshold
-    tp = int((predicted & (t == 1)).sum())
-    fp = int((predicted & (t == 0)).sum())
-    fn = int((~predicted & (t == 1)).sum())
-    if tp + fp == 0:
+    at = decision_metrics(t, s, threshold)
+    if math.isnan(at["precision"]):
         flags.append(f"no_predicted_positives: no score >= {threshold}; precision undefined")
     calibration = calibration_bins(t, s)
     values = {
@@ -126,10 +124,8 @@ def _binary(t: np.ndarray, s: np.ndarray, threshold: float) -> Metrics:
         "pr_auc": math.nan if single_class else float(average_precision_score(t, s)),
         "log_loss": float(log_loss(t, s, labels=[0, 1])),
         "brier": float(np.mean((s - t) ** 2)),
-        # F1 = 2TP / (2TP + FP + FN): a real 0 when positives exist and none is caught.
-        "f1": 2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else math.nan,
-        "precision": tp / (tp + fp) if tp + fp else math.nan,
-        "recall": tp / (tp + fn) if tp + fn else math.nan,
+        **at,  # f1, precision, recall at the decision threshold
+        "f1_at_0.5": decision_metrics(t, s, 0.5)["f1"],
         "ece": expected_calibration_error(calibration),
     }
     return Metrics(

@@ -15,13 +15,17 @@ import mlflow
 
 from ml_assets.core.jsonable import json_ready
 from ml_assets.core.model import ModelRef
+from ml_assets.layers.evaluate.baseline import BaselineReport
 from ml_assets.layers.evaluate.gates import GateResult
 from ml_assets.layers.evaluate.metrics import Metrics
 from ml_assets.layers.evaluate.slices import SliceMetric, SliceReport
 from ml_assets.resources.mlflow_tracking import MlflowTracking
 
 ARTIFACT = "evaluation/evaluation.json"
-FORMAT = 1
+# 2 added the naive-baseline skill and the calibration; a format-1 record (a version evaluated
+# before them, e.g. one rolled back to) still loads, without them.
+FORMAT = 2
+READABLE = (1, 2)
 
 
 def _num(value: object) -> float:
@@ -38,6 +42,8 @@ class EvaluationRecord:
     gates: list[GateResult]
     holdout: tuple[str, str]  # first and last day of the test holdout
     expected_trailing: float = float("nan")  # see evaluate/variability.py
+    baselines: BaselineReport | None = None  # None in a format-1 record
+    calibration: str = "none"
 
     def to_json(self) -> dict[str, object]:
         m = self.metrics
@@ -64,12 +70,14 @@ class EvaluationRecord:
                 "gates": [asdict(g) for g in self.gates],
                 "holdout": list(self.holdout),
                 "expected_trailing": self.expected_trailing,
+                "baselines": self.baselines.to_json() if self.baselines else None,
+                "calibration": self.calibration,
             }
         )
 
     @classmethod
     def from_json(cls, raw: Mapping) -> EvaluationRecord:
-        if raw.get("format") != FORMAT:
+        if raw.get("format") not in READABLE:
             raise ValueError(f"unknown evaluation record format {raw.get('format')!r}")
         m, s = raw["metrics"], raw["slices"]
 
@@ -99,6 +107,8 @@ class EvaluationRecord:
             gates=[GateResult(**g) for g in raw["gates"]],
             holdout=(raw["holdout"][0], raw["holdout"][1]),
             expected_trailing=_num(raw.get("expected_trailing")),
+            baselines=BaselineReport.from_json(raw["baselines"]) if raw.get("baselines") else None,
+            calibration=raw.get("calibration", "none"),
         )
 
 

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from ml_assets.layers.evaluate.baseline import BaselineReport
 from ml_assets.layers.evaluate.compare import Comparison
 from ml_assets.layers.evaluate.gates import GateResult
 from ml_assets.layers.evaluate.metrics import Metrics
@@ -59,6 +60,34 @@ def gates_table(gates: Sequence[GateResult]) -> str:
     return markdown_table(["gate", "result", "kind", "observed", "expected", "detail"], rows)
 
 
+def skill_table(baselines: BaselineReport) -> str:
+    """One row per error metric: the model, each naive baseline, the best one and the skill."""
+    names = list(dict.fromkeys(n for s in baselines.skills for n in s.baselines))
+    rows = [
+        (
+            s.metric,
+            s.model,
+            *(s.baselines.get(n) for n in names),
+            s.best,
+            s.skill,
+            "yes" if s.metric == baselines.gated else "",
+        )
+        for s in baselines.skills
+    ]
+    return markdown_table(["metric", "model", *names, "best baseline", "skill", "gated"], rows)
+
+
+def threshold_words(metrics: Metrics) -> str:
+    if metrics.threshold is None:
+        return ""
+    f1_half = metrics.values.get("f1_at_0.5")
+    return (
+        f", decision threshold {fmt(metrics.threshold)} (stored with the version): F1 "
+        f"{fmt(metrics.values.get('f1'))}, precision {fmt(metrics.values.get('precision'))}, "
+        f"recall {fmt(metrics.values.get('recall'))}; F1 at 0.5 {fmt(f1_half)}"
+    )
+
+
 def slices_table(slices: SliceReport) -> str:
     rows = [
         (s.column, s.value, s.rows, s.label_mean, s.metric, "yes" if s.eligible else s.note)
@@ -80,6 +109,7 @@ def render_report(
     importance: Mapping[str, float],
     gates: Sequence[GateResult],
     plots: Mapping[str, Path],
+    baselines: BaselineReport | None = None,
 ) -> Path:
     """Write `folder/report.md` linking the PNGs in `plots` (title -> path); returns its path."""
     folder = Path(folder)
@@ -91,8 +121,7 @@ def render_report(
     )
     parts = [
         f"# {title}",
-        f"{metrics.rows} rows, label mean {fmt(metrics.label_mean)}"
-        + (f", threshold {metrics.threshold}" if metrics.threshold is not None else ""),
+        f"{metrics.rows} rows, label mean {fmt(metrics.label_mean)}{threshold_words(metrics)}",
         "## Gates",
         gates_table(gates),
         "## Metrics",
@@ -101,6 +130,13 @@ def render_report(
     ]
     if metrics.flags:
         parts += ["Flags: " + "; ".join(metrics.flags)]
+    if baselines is not None:
+        parts += [
+            "## Naive baselines",
+            "Skill = 1 - model error / baseline error on the same holdout rows (> 0: better "
+            "than the baseline); baselines are fitted on the train split.",
+            skill_table(baselines),
+        ]
     parts += [
         "## Slices",
         f"Worst-slice gap {fmt(slices.gap)} (slices under {slices.min_rows} rows excluded).",

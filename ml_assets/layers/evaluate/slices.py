@@ -171,8 +171,8 @@ def weighted_metric(
             index = np.digitize(s, np.linspace(0.0, 1.0, CALIBRATION_BINS + 1)[1:-1])
             onehot = np.eye(CALIBRATION_BINS)[index]  # rows x bins
             return np.abs(w @ ((t - s)[:, None] * onehot)).sum(axis=1) / n
-        if metric in ("f1", "precision", "recall"):
-            pred = s >= threshold
+        if metric in ("f1", "precision", "recall", "f1_at_0.5"):
+            pred = s >= (0.5 if metric == "f1_at_0.5" else threshold)
             tp, fp, fn = (w @ (pred & (t == 1)), w @ (pred & (t == 0)), w @ (~pred & (t == 1)))
             if metric == "precision":
                 return tp / (tp + fp)

@@ -78,7 +78,9 @@ def build_features_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 group_name=spec.name,
                 partitions_def=partitions,
                 kinds={"duckdb"},
-                code_version=code_version(spec, "features", [f.path for f in files]),
+                code_version=code_version(
+                    spec, "features", [f.path for f in files if not f.generated]
+                ),
                 description=(
                     f"Point-in-time features of `{spec.name}`, one row per validated row: only "
                     f"labels known {spec.label.delay_days} day(s) before each event are used."
@@ -88,7 +90,10 @@ def build_features_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                     "feature_columns": dg.MetadataValue.json(
                         {c: f.model_dump(exclude_none=True) for c, f in section.columns.items()}
                     ),
-                    "feature_sql": dg.MetadataValue.json([str(f.path) for f in files]),
+                    "feature_sql": dg.MetadataValue.json(
+                        [str(f.path) for f in files if not f.generated]
+                    ),
+                    "declared_features": dg.MetadataValue.json(list(section.declared)),
                     "lookback_days": section.lookback_days,
                     "label_delay_days": spec.label.delay_days,
                 },

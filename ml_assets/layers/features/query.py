@@ -1,7 +1,8 @@
 """The feature SQL contract: what a dataset's feature SELECTs may read and must return.
 
-A spec's `features.sql` lists SQL files (relative to the spec's folder), written by the dataset's
-author, so a new dataset brings its features without Python. Each file is one SELECT.
+Features declared in the spec (`column`, `calendar`, `window`) are generated as one SELECT
+(`declared.py`). For what a declaration cannot say, `features.sql` lists SQL files (relative to
+the spec's folder), written by the dataset's author. Each file is one SELECT.
 
 Slots, filled by this layer with identifiers only (write literal braces as `{{` and `}}`):
   `{validated}`    the validated rows of days [$start - lookback_days, $end] and nothing later:
@@ -43,6 +44,7 @@ import duckdb
 
 from ml_assets.core.spec import IDENT, DatasetSpec, SpecError
 from ml_assets.core.sql import ident
+from ml_assets.layers.features.declared import declared_path, declared_sql
 
 AUDIT_COLUMNS = ("_max_history_time", "_max_lookup_time")
 PARAMETERS = ("start", "end", "label_delay_days", "lookback_days", "history_start")
@@ -61,6 +63,9 @@ class FeatureFile:
     path: Path
     text: str
     slots: tuple[str, ...]
+    # True for the SELECT generated from declarations (`declared.py`): no file on disk, and its
+    # code is the spec section, which the layer's code version already hashes.
+    generated: bool = False
 
 
 def validated_relation(table: str) -> str:
@@ -71,7 +76,8 @@ def validated_relation(table: str) -> str:
 def load_feature_files(spec: DatasetSpec) -> list[FeatureFile]:
     """Read and statically check the spec's feature SQL: files exist, slots are known.
 
-    Called when definitions load, so a wrong path or slot fails before any run, naming the spec.
+    Declared features come first, as one generated SELECT. Called when definitions load, so a
+    wrong path or slot fails before any run, naming the spec.
     """
     section = spec.features
     for column in section.columns:
@@ -99,6 +105,9 @@ def load_feature_files(spec: DatasetSpec) -> list[FeatureFile]:
                 "(a `ref_<name>` slot needs `lookups.<name>` in the spec)"
             )
         files.append(FeatureFile(path, text, tuple(sorted(slots))))
+    generated = declared_sql(spec)
+    if generated is not None:
+        files.insert(0, FeatureFile(declared_path(spec), generated, ("validated",), True))
     return files
 
 

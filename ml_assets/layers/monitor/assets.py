@@ -276,7 +276,7 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                 expectation=expectation,
                 min_rows=monitoring.performance_min_rows,
                 known_by=dt.datetime.now(),
-                threshold=spec.evaluation.threshold,
+                threshold=0.5 if champion_model.threshold is None else champion_model.threshold,
             )
             write_performance(conn, spec, days, expectation=expectation, run_id=context.run_id)
         judged = [d for d in days if d.trailing_value is not None]

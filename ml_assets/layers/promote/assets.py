@@ -96,14 +96,15 @@ def build_promote_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                     if d.decision == "promoted" and d.candidate_version == ref.version
                 ]
                 metrics = dict(judged[-1].metrics) if judged else {}
-                expected = load_record(mlflow, ref).expected_trailing
+                record = load_record(mlflow, ref)
+                expected, threshold = record.expected_trailing, record.metrics.threshold
             else:
                 decision = decide(
                     mlflow,
                     conn,
                     candidate_version=model_candidate.version,
                     gates=model_evaluation.gates,
-                    metrics=model_evaluation.metrics,
+                    metrics=model_evaluation.audit_metrics(),
                     **common,
                 )
                 if decision.decision == "rejected":
@@ -113,8 +114,9 @@ def build_promote_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                     )
                     return
                 ref = model_candidate
-                metrics = model_evaluation.metrics.to_json()
+                metrics = model_evaluation.audit_metrics()
                 expected = model_evaluation.expected_trailing
+                threshold = model_evaluation.metrics.threshold
         champion = Champion(
             ref=ref,
             metric=metric,
@@ -127,6 +129,7 @@ def build_promote_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             decision=decision.decision,
             decided_at=decision.decided_at.isoformat(),
             expected_trailing=expected,
+            threshold=threshold,
         )
         links = model_links(mlflow, ref)
         yield dg.Output(
@@ -142,6 +145,9 @@ def build_promote_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                 "trigger": dg.MetadataValue.text(trigger),
                 metric: dg.MetadataValue.float(champion.metric_value),
                 "expected_worst_trailing": dg.MetadataValue.float(expected),
+                "decision_threshold": dg.MetadataValue.float(
+                    float("nan") if threshold is None else float(threshold)
+                ),
                 "train_window_start": dg.MetadataValue.text(ref.train_window[0]),
                 "train_window_end": dg.MetadataValue.text(ref.train_window[1]),
                 "data_version": dg.MetadataValue.text(ref.data_version),
@@ -182,6 +188,8 @@ def build_promote_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             model_links(mlflow, ref),
             evaluation_window=record.holdout,
             history=history,
+            baselines=record.baselines,
+            calibration=record.calibration,
         )
         path = settings.reports_dir() / spec.name / "model_card.md"
         path.parent.mkdir(parents=True, exist_ok=True)

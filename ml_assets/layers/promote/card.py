@@ -12,9 +12,17 @@ from dataclasses import dataclass
 
 from ml_assets.core.model import ModelRef
 from ml_assets.core.spec import DatasetSpec
+from ml_assets.layers.evaluate.baseline import BaselineReport
 from ml_assets.layers.evaluate.gates import GateResult
 from ml_assets.layers.evaluate.metrics import Metrics
-from ml_assets.layers.evaluate.report import fmt, gates_table, markdown_table, slices_table
+from ml_assets.layers.evaluate.report import (
+    fmt,
+    gates_table,
+    markdown_table,
+    skill_table,
+    slices_table,
+    threshold_words,
+)
 from ml_assets.layers.evaluate.slices import SliceReport
 from ml_assets.layers.promote.audit import Decision
 from ml_assets.resources.mlflow_tracking import MlflowTracking
@@ -24,6 +32,7 @@ SECTIONS = (
     "Data",
     "Data contract",
     "Metrics",
+    "Naive baselines",
     "Metrics per slice",
     "Top features",
     "Known limitations",
@@ -120,8 +129,12 @@ def render_model_card(
     label_exclusions: int | None = None,
     history: Sequence[Decision] = (),
     top_features: int = 10,
+    baselines: BaselineReport | None = None,
+    calibration: str = "none",
 ) -> str:
-    """The card as Markdown, with exactly the headings in SECTIONS (as `## ` sections)."""
+    """The card as Markdown, with exactly the headings in SECTIONS (as `## ` sections).
+
+    `baselines` is None for a version evaluated before skill scores were recorded."""
     data = [
         f"- Dataset: `{spec.name}` — {spec.description.strip() or 'no description'}",
         f"- Training window (daily partitions): {ref.train_window[0]} to {ref.train_window[1]}",
@@ -157,8 +170,16 @@ def render_model_card(
         f"Unique key: {', '.join(spec.contract.unique_key)}.\n\n{_contract(spec)}",
         "## Metrics",
         f"{metrics.rows} evaluation rows, label mean {fmt(metrics.label_mean)}"
-        + (f", decision threshold {metrics.threshold}." if metrics.threshold is not None else "."),
+        + threshold_words(metrics)
+        + ("." if metrics.task != "binary" else f". Calibration: {calibration}."),
         markdown_table(["metric", "value"], metric_rows),
+        "## Naive baselines",
+        (
+            "Skill = 1 - model error / baseline error on the evaluation rows (> 0: better than "
+            "the baseline; the gated one must be).\n\n" + skill_table(baselines)
+        )
+        if baselines is not None
+        else "Not recorded for this version (evaluated before skill scores were).",
         "## Metrics per slice",
         f"Primary metric {slices.metric}; worst-slice gap {fmt(slices.gap)}"
         + (

@@ -20,3 +20,6 @@ class Champion:
     # The worst trailing-window metric expected by chance on the holdout (NaN if unknown): what
     # monitoring compares the realized trailing metric with.
     expected_trailing: float = float("nan")
+    # The decision threshold stored with the version (binary; None for regression), which its
+    # evaluation used: monitoring's realized F1/precision/recall use the same one.
+    threshold: float | None = None

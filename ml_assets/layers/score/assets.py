@@ -29,8 +29,9 @@ def build_score_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                 kinds={"duckdb", "mlflow"},
                 code_version=code_version(spec, "score"),
                 description=(
-                    "Each feature row scored by the champion, with model name, version, MLflow run, "
-                    "feature partition, Dagster run and scoring time."
+                    "Each feature row scored by the champion (binary: its calibrated probability "
+                    "and its decision at the version's stored threshold), with model name, "
+                    "version, MLflow run, feature partition, Dagster run and scoring time."
                 ),
                 metadata={"dagster/table_name": spec.names.table_name("predictions")},
             )
@@ -67,6 +68,16 @@ def build_score_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                 "model_version": dg.MetadataValue.text(ref.version),
                 "mlflow_run_id": dg.MetadataValue.text(ref.run_id),
                 "score_mean": dg.MetadataValue.float(written.score_mean or float("nan")),
+                **(
+                    {}
+                    if written.threshold is None
+                    else {
+                        "decision_threshold": dg.MetadataValue.float(written.threshold),
+                        "positive_decision_rate": dg.MetadataValue.float(
+                            written.positive_rate or 0.0
+                        ),
+                    }
+                ),
             }
         )
 

@@ -21,6 +21,8 @@ class ScoreWrite:
     rows: int
     rows_per_day: dict[dt.date, int]
     score_mean: float | None
+    positive_rate: float | None = None  # share of positive decisions (binary)
+    threshold: float | None = None
 
 
 def features_frame(
@@ -48,16 +50,31 @@ def score_window(
     run_id: str,
     scored_at: dt.datetime,
 ) -> ScoreWrite:
-    """Replace the window's predictions in one transaction, one row per feature row."""
+    """Replace the window's predictions in one transaction, one row per feature row.
+
+    A binary row's decision is its score against the threshold stored with the version
+    (`predictor.threshold`), never one from the spec: the version decides as it was evaluated.
+    """
     ref = predictor.ref
     frame = features_frame(conn, spec, list(ref.features), start, end)
-    scores = predictor.predict(frame[list(ref.features)]) if len(frame) else []
+    scores = pd.Series(
+        predictor.predict(frame[list(ref.features)]) if len(frame) else [],
+        index=frame.index,
+        dtype="float64",
+    )
+    threshold = predictor.threshold if ref.task == "binary" else None
+    if ref.task == "binary" and threshold is None:
+        raise ValueError(f"{ref.uri} is binary but has no decision threshold")
     out = pd.DataFrame(
         {
             "_key": frame["_key"],
             "_event_time": frame["_event_time"],
             "_partition_date": frame["_partition_date"],
-            "score": pd.Series(scores, index=frame.index, dtype="float64"),
+            "score": scores,
+            "decision": pd.Series(None, index=frame.index, dtype="boolean")
+            if threshold is None
+            else (scores >= threshold).astype("boolean"),
+            "decision_threshold": pd.Series(threshold, index=frame.index, dtype="float64"),
             "model_name": ref.registered_name,
             "model_version": str(ref.version),
             "mlflow_run_id": ref.run_id,
@@ -77,6 +94,8 @@ def score_window(
         rows=len(out),
         rows_per_day={pd.Timestamp(d).date(): int(n) for d, n in per_day.items()},
         score_mean=float(out["score"].mean()) if len(out) else None,
+        positive_rate=float(out["decision"].mean()) if threshold is not None and len(out) else None,
+        threshold=threshold,
     )
 
 

@@ -6,6 +6,7 @@ import time
 import dagster as dg
 from pydantic import Field
 
+from ml_assets.core.jsonable import json_ready
 from ml_assets.core.lineage import code_version
 from ml_assets.core.matrix import declared_schema
 from ml_assets.core.model import ModelRef
@@ -22,7 +23,7 @@ from ml_assets.layers.train.dataset import (
     write_training_set,
 )
 from ml_assets.layers.train.tracking import log_candidate
-from ml_assets.layers.train.training import train_candidate
+from ml_assets.layers.train.training import Candidate, train_candidate
 from ml_assets.resources.mlflow_tracking import MlflowTracking
 from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
 
@@ -66,6 +67,21 @@ def training_set_metadata(info: TrainingSetInfo) -> dict[str, dg.MetadataValue]:
             for s in info.splits
         },
         "splits": dg.MetadataValue.json(per_split),
+    }
+
+
+def calibration_metadata(candidate: Candidate) -> dict[str, dg.MetadataValue]:
+    """A binary candidate's calibration and threshold, as the version stores them."""
+    fit, decision = candidate.calibration, candidate.threshold
+    if fit is None or decision is None:
+        return {}
+    return {
+        "calibration": dg.MetadataValue.text(fit.method),
+        "calibration_note": dg.MetadataValue.text(fit.note),
+        "validation_log_loss_before_calibration": dg.MetadataValue.float(fit.raw_log_loss),
+        "validation_log_loss_after_calibration": dg.MetadataValue.float(fit.log_loss),
+        "decision_threshold": dg.MetadataValue.float(decision.value),
+        "threshold_policy": dg.MetadataValue.json(json_ready(decision.to_dict())),
     }
 
 
@@ -144,7 +160,7 @@ def build_train_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                 )
             rows = read_training_set(conn, spec)
         started = time.perf_counter()
-        candidate = train_candidate(rows, declared, task, training)
+        candidate = train_candidate(rows, declared, task, training, spec.evaluation.threshold)
         trained = time.perf_counter() - started
         logged = log_candidate(
             mlflow,
@@ -192,6 +208,7 @@ def build_train_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                 ),
                 "features": dg.MetadataValue.json(list(ref.features)),
                 "train_seconds": dg.MetadataValue.float(round(trained, 2)),
+                **calibration_metadata(candidate),
             },
         )
 

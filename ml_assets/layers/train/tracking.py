@@ -3,8 +3,10 @@
 Layout, the same for every dataset: experiment `ml_assets/<dataset>`; one parent run per
 materialization of `<dataset>/model_candidate`; one nested child run per model family holding
 that family's search (trials as step-wise metrics and a JSON table), its best parameters and
-metrics, and its model. Only the winning family's model is registered. Every run carries tags
-that lead back to the Dagster run and asset that made it.
+metrics, and its model. Only the winning family's model is registered; a binary winner's model
+carries its calibration and decision threshold in its metadata (`core/scores.py`), and its run
+the validation log loss before and after calibration. Every run carries tags that lead back to
+the Dagster run and asset that made it.
 """
 
 from __future__ import annotations
@@ -30,8 +32,14 @@ from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.models import infer_signature
 
+from ml_assets.core.jsonable import json_ready
 from ml_assets.core.model import ModelRef
-from ml_assets.core.predictor import CHALLENGER
+from ml_assets.core.predictor import (
+    CALIBRATION,
+    CHALLENGER,
+    DECISION_THRESHOLD,
+    FEATURE_SCHEMA,
+)
 from ml_assets.core.spec import DatasetSpec
 from ml_assets.layers.train.dataset import TrainingSetInfo
 from ml_assets.layers.train.search import FamilyResult
@@ -119,6 +127,49 @@ def _dataset_reference(
     )
 
 
+def version_metadata(candidate: Candidate) -> dict[str, object]:
+    """What the registered (winning) model adds to its metadata: calibration and threshold."""
+    if candidate.task != "binary" or candidate.threshold is None:
+        return {}
+    fit = candidate.calibration
+    calibration = None if fit is None or fit.calibration is None else fit.calibration
+    return json_ready(
+        {
+            CALIBRATION: None if calibration is None else calibration.to_dict(),
+            DECISION_THRESHOLD: candidate.threshold.to_dict(),
+        }
+    )
+
+
+def calibration_metrics(candidate: Candidate, y_validation: np.ndarray) -> dict[str, float]:
+    """Calibration and threshold as run metrics: which loss they were chosen on, and where."""
+    if candidate.task != "binary" or candidate.threshold is None or candidate.calibration is None:
+        return {}
+    fit, decision = candidate.calibration, candidate.threshold
+    out = {
+        "calibration_validation_log_loss_before": fit.raw_log_loss,
+        "calibration_validation_log_loss_after": fit.log_loss,
+        **{f"calibration_cross_fitted_log_loss_{m}": v for m, v in fit.cross_fitted.items()},
+        "decision_threshold": decision.value,
+        **{f"validation_{k}_at_threshold": v for k, v in decision.validation.items()},
+        **_prefixed("served_validation_", candidate.served_metrics(y_validation)),
+    }
+    return {k: float(v) for k, v in out.items() if v == v}  # undefined (NaN): not logged
+
+
+def calibration_tags(candidate: Candidate) -> dict[str, str]:
+    if candidate.task != "binary" or candidate.threshold is None or candidate.calibration is None:
+        return {}
+    decision = candidate.threshold
+    policy = decision.policy + ("" if decision.target is None else f" {decision.target:g}")
+    return {
+        "calibration": candidate.calibration.method,
+        "calibration_note": _tag(candidate.calibration.note, candidate.calibration.method),
+        "decision_threshold": repr(decision.value),
+        "threshold_policy": policy,
+    }
+
+
 def log_candidate(
     tracking: MlflowTracking,
     spec: DatasetSpec,
@@ -150,10 +201,11 @@ def log_candidate(
     }
     feature_frame = rows.loc[rows["_split"] == "validation", list(schema.features)].head(200)
     metadata = {
-        "feature_schema": schema.to_dict(),
+        FEATURE_SCHEMA: schema.to_dict(),
         "task": candidate.task,
         "data_version": info.data_version,
     }
+    y_validation = rows.loc[rows["_split"] == "validation", "_label"].to_numpy(dtype="float64")
     experiment = spec.names.experiment()
     family_runs: dict[str, str] = {}
     model_uris: dict[str, str] = {}
@@ -181,13 +233,17 @@ def log_candidate(
                 experiment, run_name=family, tags={**run_tags, "family": family}, nested=True
             ) as child:
                 mlflow.log_params({"family": family, **result.params})
+                chosen = family == candidate.chosen
                 mlflow.log_metrics(
                     {
                         **_prefixed("train_", result.train_metrics),
                         **_prefixed("validation_", result.validation_metrics),
                         "search_seconds": result.seconds,
+                        **(calibration_metrics(candidate, y_validation) if chosen else {}),
                     }
                 )
+                if chosen:
+                    mlflow.set_tags(calibration_tags(candidate))
                 for step, trial in enumerate(result.trials):
                     mlflow.log_metrics(_prefixed("trial_validation_", trial.validation), step=step)
                 mlflow.log_dict(
@@ -201,12 +257,17 @@ def log_candidate(
                 signature = infer_signature(
                     feature_frame, result.validation_pred[: len(feature_frame)]
                 )
-                logged = _log_model(family, result, signature, {**metadata, "family": family})
+                served = version_metadata(candidate) if chosen else {}
+                logged = _log_model(
+                    family, result, signature, {**metadata, "family": family, **served}
+                )
                 with tempfile.TemporaryDirectory() as tmp:
                     path = Path(tmp) / PREDICTIONS_SAMPLE
-                    _predictions_sample(
-                        candidate.validation_keys, result.validation_pred
-                    ).to_parquet(path, index=False)
+                    # What the logged model predicts: calibrated for the registered winner.
+                    pred = candidate.served_pred if chosen else result.validation_pred
+                    _predictions_sample(candidate.validation_keys, pred).to_parquet(
+                        path, index=False
+                    )
                     mlflow.log_artifact(str(path))
                 family_runs[family] = child.info.run_id
                 model_uris[family] = logged.model_uri
@@ -220,6 +281,7 @@ def log_candidate(
                     for family, r in candidate.results.items()
                     for k, v in r.validation_metrics.items()
                 },
+                **calibration_metrics(candidate, y_validation),
             }
         )
         name = registered_model_name(spec)
@@ -237,6 +299,7 @@ def log_candidate(
                     "dataset": spec.name,
                     "train_window": run_tags["train_window"],
                     "mlflow_parent_run_id": parent.info.run_id,
+                    **calibration_tags(candidate),
                 },
             )
         if said.getvalue().strip():
@@ -247,6 +310,7 @@ def log_candidate(
                 "chosen_family": candidate.chosen,
                 "registered_model": name,
                 "model_version": version.version,
+                **calibration_tags(candidate),
             }
         )
         ref = ModelRef(

@@ -14,6 +14,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from ml_assets.layers.evaluate.baseline import (
+    BaselineReport,
+    NaiveBaselines,
+    baseline_skill,
+    fit_baselines,
+)
+from ml_assets.layers.evaluate.metrics import Metrics
+
 NUMERIC = ["a", "b", "k"]
 CATEGORICAL = ["c"]
 FEATURES = NUMERIC + CATEGORICAL
@@ -66,3 +74,15 @@ def fit_linear(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) 
 
 def scores(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
     return model.predict_proba(frame[list(model.feature_names_in_)])[:, 1]
+
+
+def constant_baselines(task: str, train_labels: np.ndarray) -> NaiveBaselines:
+    """The naive baselines of a train split whose rows all fall on one weekday (Monday)."""
+    labels = np.asarray(train_labels, dtype=float)
+    return fit_baselines(task, [(1, labels.size, float(labels.mean()))])
+
+
+def skill_of(metrics: Metrics, train_labels: np.ndarray, y_true: np.ndarray) -> BaselineReport:
+    """The candidate's skill against the training-mean baseline (every row a Monday)."""
+    b = constant_baselines(metrics.task, train_labels)
+    return baseline_skill(metrics, b, np.asarray(y_true, dtype=float), np.ones(len(y_true)))

@@ -14,7 +14,7 @@ from ml_assets.layers.evaluate.compare import compare
 from ml_assets.layers.evaluate.gates import gate_results, gate_specs, verdict
 from ml_assets.layers.evaluate.metrics import calibration_bins, evaluate_predictions
 from ml_assets.layers.evaluate.slices import slice_metrics
-from ml_assets_tests.layers.evaluate.synthetic import binary_frame, fit_linear, scores
+from ml_assets_tests.layers.evaluate.synthetic import binary_frame, fit_linear, scores, skill_of
 
 RNG = np.random.default_rng(7)
 Y = RNG.integers(0, 2, 500)
@@ -32,7 +32,10 @@ def test_binary_metrics_match_sklearn() -> None:
         "f1": skm.f1_score(Y, pred),
         "precision": skm.precision_score(Y, pred),
         "recall": skm.recall_score(Y, pred),
+        # Beside the decision threshold's F1, always: what the fixed 0.5 would have given.
+        "f1_at_0.5": skm.f1_score(Y, (P >= 0.5).astype(int)),
     }
+    assert m.values["f1"] != m.values["f1_at_0.5"]
     for name, value in expected.items():
         assert m[name] == pytest.approx(value, rel=1e-9), name
     assert m.rows == 500 and m.label_mean == pytest.approx(Y.mean())
@@ -177,7 +180,7 @@ def _gates(candidate_cols, champion_cols, section: EvaluationSection, seed: int 
     train, test = binary_frame(6_000, seed=seed), binary_frame(3_000, seed=seed + 1)
     y = test["y"].to_numpy()
     cand_scores = scores(fit_linear(train, *candidate_cols), test)
-    cand = evaluate_predictions(y, cand_scores, "binary", section.threshold)
+    cand = evaluate_predictions(y, cand_scores, "binary", 0.5)
     champ = (
         evaluate_predictions(y, scores(fit_linear(train, *champion_cols), test), "binary")
         if champion_cols
@@ -187,7 +190,8 @@ def _gates(candidate_cols, champion_cols, section: EvaluationSection, seed: int 
     slices = slice_metrics(
         test, ["segment", "c"], y, cand_scores, "binary", section.metric, section.min_slice_rows
     )
-    gates = gate_results(cand, comparison, slices, section)
+    skill = skill_of(cand, train["y"].to_numpy(), y)
+    gates = gate_results(cand, comparison, slices, skill, section)
     return {g.name: g for g in gates}, verdict(gates)
 
 
@@ -231,7 +235,9 @@ def test_gate_floor_and_slice_gap_for_regression_direction() -> None:
     slices = slice_metrics(
         pd.DataFrame({"g": ["a"] * 300 + ["b"] * 300}), ["g"], t, s, "regression", "rmse", 100
     )
-    gates = {g.name: g for g in gate_results(m, compare(m, None, "rmse", 0.0), slices, section)}
+    skill = skill_of(m, np.full(10, 1.0), t)  # the training mean, 1.0, is the baseline
+    comparison = compare(m, None, "rmse", 0.0)
+    gates = {g.name: g for g in gate_results(m, comparison, slices, skill, section)}
     assert m["rmse"] > 1.0 and not gates["metric_floor"].passed
     assert gates["metric_floor"].expected == "<= 1.0"
     # Relative for RMSE (was 1.5 - rmse in label units); constant errors leave no bootstrap noise.

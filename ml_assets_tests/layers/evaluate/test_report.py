@@ -24,8 +24,10 @@ from ml_assets_tests.layers.evaluate.synthetic import (
     FEATURES,
     NUMERIC,
     binary_frame,
+    constant_baselines,
     fit_linear,
     scores,
+    skill_of,
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -45,7 +47,8 @@ def test_binary_plots_report_and_inline_markdown(tmp_path: Path) -> None:
     importance = global_importance(model, "linear", frame[FEATURES])
     section = EvaluationSection(floor=0.6)
     comparison = compare(metrics, None, "roc_auc", 0.01)
-    gates = gate_results(metrics, comparison, slices, section)
+    skill = skill_of(metrics, frame["y"].to_numpy(), y)
+    gates = gate_results(metrics, comparison, slices, skill, section)
 
     plots = render_plots(tmp_path / "plots", y, s, "binary", importance, slices)
     assert list(plots) == [
@@ -62,11 +65,28 @@ def test_binary_plots_report_and_inline_markdown(tmp_path: Path) -> None:
         assert len(data) < 60_000
 
     report = render_report(
-        tmp_path, "flights candidate v3", metrics, comparison, slices, importance, gates, plots
+        tmp_path,
+        "flights candidate v3",
+        metrics,
+        comparison,
+        slices,
+        importance,
+        gates,
+        plots,
+        skill,
     )
     text = report.read_text()
-    for heading in ("# flights candidate v3", "## Gates", "## Metrics", "## Slices", "## Plots"):
+    for heading in (
+        "# flights candidate v3",
+        "## Gates",
+        "## Metrics",
+        "## Naive baselines",
+        "## Slices",
+        "## Plots",
+    ):
         assert heading in text
+    assert f"| log_loss | {metrics['log_loss']:.4f} | " in text
+    assert "F1 at 0.5" in text and "| baseline_skill | pass | blocking |" in text
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert links == [
         "plots/roc.png",
@@ -106,6 +126,9 @@ def test_evaluate_candidate_bundles_everything_and_round_trips_as_json(tmp_path:
         scores(candidate, test),
         ["segment"],
         global_importance(candidate, "linear", test[FEATURES]),
+        baselines=constant_baselines("binary", train["y"].to_numpy()),
+        weekdays=np.ones(len(test)),
+        threshold=0.5,
         champion_scores=scores(champion, test),
         champion_version="1",
         folder=tmp_path / "eval",
@@ -122,6 +145,7 @@ def test_evaluate_candidate_bundles_everything_and_round_trips_as_json(tmp_path:
     text = json.dumps(ev.record().to_json(), allow_nan=False)
     again = EvaluationRecord.from_json(json.loads(text))
     assert again.gates == ev.gates and again.metrics.values == ev.metrics.values
+    assert again.baselines == ev.baselines and ev.baselines.gate_skill.skill > 0
     assert again.slices.records() == ev.slices.records() and again.importance == ev.importance
     assert again.to_json() == ev.record().to_json()
     with pytest.raises(ValueError, match="both champion_scores and champion_version"):
@@ -133,5 +157,8 @@ def test_evaluate_candidate_bundles_everything_and_round_trips_as_json(tmp_path:
             y * 0.5,
             ["segment"],
             {},
+            baselines=constant_baselines("binary", y),
+            weekdays=np.ones(len(y)),
+            threshold=0.5,
             champion_version="1",
         )

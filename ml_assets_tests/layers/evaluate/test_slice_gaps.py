@@ -19,14 +19,15 @@ from ml_assets.layers.evaluate.compare import compare
 from ml_assets.layers.evaluate.gates import GateResult, gate_results, gate_specs
 from ml_assets.layers.evaluate.metrics import evaluate_predictions
 from ml_assets.layers.evaluate.slices import SliceReport, slice_metrics, weighted_metric
-from ml_assets_tests.layers.evaluate.synthetic import binary_frame, fit_linear, scores
+from ml_assets_tests.layers.evaluate.synthetic import binary_frame, fit_linear, scores, skill_of
 
 
 def _gate(
     task: str, t: np.ndarray, s: np.ndarray, report: SliceReport, section: EvaluationSection
 ) -> GateResult:
-    m = evaluate_predictions(t, s, task, section.threshold)
-    gates = gate_results(m, compare(m, None, section.metric, 0.0), report, section)
+    m = evaluate_predictions(t, s, task, 0.5)
+    skill = skill_of(m, t, t)
+    gates = gate_results(m, compare(m, None, section.metric, 0.0), report, skill, section)
     return {g.name: g for g in gates}["slice_gap"]
 
 

@@ -66,14 +66,18 @@ def test_reference_tables_load_whole_with_checksums_and_fail_atomically(
 
 
 def tiny_warehouse(flights_spec) -> duckdb.DuckDBPyConnection:
-    """Two flights and a DST fall-back weather record, in the tables features.sql reads."""
+    """Two flights and a DST fall-back weather record, in the tables the features read.
+
+    Flight a leaves 90 minutes late, at 03:00, after b's scheduled departure: b does not see
+    its delay yet. b is cancelled (no delay): nobody ever sees it."""
     conn = duckdb.connect()
     load_reference_tables(conn, flights_spec)
     conn.execute(
         """CREATE TABLE flights.validated AS SELECT * FROM (VALUES
-            ('a', TIMESTAMP '2013-11-03 01:30', DATE '2013-11-03', 1.0, 'UA', 'EWR', 'ORD', 11, 719.0, 'N12221'),
-            ('b', TIMESTAMP '2013-11-03 02:10', DATE '2013-11-03', NULL, 'UA', 'EWR', 'ORD', 11, 719.0, NULL)
-        ) t(_key, _event_time, _partition_date, _label, carrier, origin, dest, month, distance, tailnum)"""
+            ('a', TIMESTAMP '2013-11-03 01:30', DATE '2013-11-03', 1.0, 'UA', 'EWR', 'ORD', 11, 719.0, 'N12221', 90.0),
+            ('b', TIMESTAMP '2013-11-03 02:10', DATE '2013-11-03', NULL, 'UA', 'EWR', 'ORD', 11, 719.0, NULL, NULL)
+        ) t(_key, _event_time, _partition_date, _label, carrier, origin, dest, month, distance, tailnum,
+            dep_delay)"""
     )
     return conn
 

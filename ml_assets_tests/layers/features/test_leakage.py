@@ -62,9 +62,9 @@ def test_leaky_features_fail_the_blocking_check(flights_home, spec_copy, instanc
 
 
 def test_the_bundled_features_pass_the_check_with_a_day_of_margin(
-    flights_home, flights_spec, instance
+    flights_home, either_form, instance
 ) -> None:
-    result = materialize_features(flights_spec, instance, "2013-01-07", "2013-01-08")
+    result = materialize_features(either_form, instance, "2013-01-07", "2013-01-08")
     assert result.success
     leakage = checks_by_name(result)["leakage"]
     assert leakage.passed

@@ -17,6 +17,7 @@ from ml_assets_tests.layers.evaluate.synthetic import (
     binary_frame,
     fit_linear,
     scores,
+    skill_of,
 )
 from ml_assets_tests.layers.promote.conftest import MODEL_NAME, register
 
@@ -31,7 +32,9 @@ def test_model_card_sections(tracking, warehouse, flights_spec) -> None:
     y, s = test["y"].to_numpy(), scores(model, test)
     metrics = evaluate_predictions(y, s, "binary")
     slices = slice_metrics(test, ["segment", "c"], y, s, "binary", "roc_auc", 200)
-    gates = gate_results(metrics, compare(metrics, None, "roc_auc", 0.01), slices, section)
+    skill = skill_of(metrics, train["y"].to_numpy(), y)
+    comparison = compare(metrics, None, "roc_auc", 0.01)
+    gates = gate_results(metrics, comparison, slices, skill, section)
     decision = decide(
         tracking,
         warehouse,
@@ -57,6 +60,8 @@ def test_model_card_sections(tracking, warehouse, flights_spec) -> None:
         evaluation_window=("2013-04-01", "2013-04-14"),
         label_exclusions=123,
         history=decisions(warehouse, "flights"),
+        baselines=skill,
+        calibration="isotonic",
     )
     headings = re.findall(r"^## (.+)$", card, flags=re.M)
     assert headings == list(SECTIONS)
@@ -66,6 +71,12 @@ def test_model_card_sections(tracking, warehouse, flights_spec) -> None:
     assert "| carrier | VARCHAR | no |  | 9E, AA," in card  # contract with allowed values
     assert "| dep_delay | DOUBLE | yes | [-120, 1800] |" in card
     assert f"| roc_auc | {metrics['roc_auc']:.4f} |" in card
+    assert "Calibration: isotonic." in card and "F1 at 0.5" in card
+    log_loss = skill.skill("log_loss")
+    assert (
+        f"| log_loss | {log_loss.model:.4f} | {log_loss.baselines['training_rate']:.4f} | "
+        f"training_rate | {log_loss.skill:.4f} | yes |" in card
+    )
     assert "| segment | tiny | 25 |" in card
     limitations = card.split("## Known limitations")[1].split("## Checks")[0]
     assert "segment=tiny (25 rows)" in limitations

@@ -24,6 +24,7 @@ from ml_assets_tests.layers.evaluate.synthetic import (
     binary_frame,
     fit_linear,
     scores,
+    skill_of,
 )
 from ml_assets_tests.layers.promote.conftest import MODEL_NAME, register
 
@@ -33,11 +34,12 @@ Y = TEST["y"].to_numpy()
 
 def evaluate(model, champion, section) -> tuple[Metrics, list[GateResult]]:
     s = scores(model, TEST)
-    m = evaluate_predictions(Y, s, "binary", section.threshold)
+    m = evaluate_predictions(Y, s, "binary", 0.5)
     champ = evaluate_predictions(Y, scores(champion, TEST), "binary") if champion else None
     slices = slice_metrics(TEST, ["segment"], Y, s, "binary", section.metric, 200)
     comparison = compare(m, champ, section.metric, section.non_inferiority_tolerance)
-    return m, gate_results(m, comparison, slices, section)
+    skill = skill_of(m, TRAIN["y"].to_numpy(), Y)
+    return m, gate_results(m, comparison, slices, skill, section)
 
 
 def version_tags(tracking: MlflowTracking, version: str) -> dict[str, str]:
@@ -252,7 +254,13 @@ def test_alias_never_moves_on_a_failed_blocking_gate(tracking, warehouse, flight
     assert run_decide(tracking, warehouse, v1, m1, g1).decision == "promoted"
     m, gates = evaluate(model, model, section)
     blocking = [g.name for g in gates if g.blocking]
-    assert blocking == ["metric_floor", "non_inferiority", "slice_gap", "leakage_guard"]
+    assert blocking == [
+        "metric_floor",
+        "non_inferiority",
+        "slice_gap",
+        "leakage_guard",
+        "baseline_skill",
+    ]
     assert all(g.passed for g in gates if g.blocking)  # the same model: every gate passes...
     for failing in blocking:
         version = register(tracking, model, "linear", FEATURES, ["c"]).ref.version

@@ -7,6 +7,7 @@ real signal in the label so a model can learn something measurable.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -15,6 +16,8 @@ import pandas as pd
 import pytest
 
 from ml_assets.core.spec import DatasetSpec, load_spec
+from ml_assets.resources.mlflow_tracking import MlflowTracking
+from ml_assets.resources.warehouse import Warehouse, warehouse_resource
 
 SPEC = """
 name: {name}
@@ -42,7 +45,7 @@ training:
   seed: 7
   search: {{method: {method}, budget: 3}}
   models: {models}
-evaluation: {{floor: 0.5}}
+evaluation: {evaluation}
 """
 
 START = dt.date(2024, 1, 1)
@@ -57,11 +60,19 @@ def write_spec(
     window_days: int = 30,
     method: str = "random",
     models: str = "[xgboost, linear]",
+    evaluation: str = "{floor: 0.5}",
 ) -> DatasetSpec:
     path = home / "specs" / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        SPEC.format(name=name, kind=kind, window_days=window_days, method=method, models=models)
+        SPEC.format(
+            name=name,
+            kind=kind,
+            window_days=window_days,
+            method=method,
+            models=models,
+            evaluation=evaluation,
+        )
     )
     return load_spec(path)
 
@@ -135,3 +146,50 @@ def write_features(conn: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFra
 @pytest.fixture
 def synth_spec(home: Path) -> DatasetSpec:
     return write_spec(home, "synth")
+
+
+@dataclass
+class Store:
+    """A private DuckDB warehouse and MLflow store (sqlite + artifacts) under `root`."""
+
+    root: Path
+    warehouse: Warehouse
+    tracking: MlflowTracking
+
+    def resources(self) -> dict:
+        return {"warehouse": self.warehouse, "mlflow": self.tracking}
+
+    def frame(self, sql: str) -> pd.DataFrame:
+        with self.warehouse.get_connection() as conn:
+            return conn.execute(sql).df()
+
+
+def make_store(root: Path) -> Store:
+    root.mkdir(parents=True, exist_ok=True)
+    return Store(
+        root=root,
+        warehouse=warehouse_resource(str(root / "warehouse.duckdb")),
+        tracking=MlflowTracking(
+            tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+            artifact_root=(root / "artifacts").as_uri(),
+        ),
+    )
+
+
+def load_features(
+    store: Store,
+    name: str,
+    kind: str,
+    days: int,
+    rows_per_day: int,
+    frame: pd.DataFrame | None = None,
+) -> None:
+    """Write `<name>.features` (synthetic rows, or `frame`) and a `<name>.validated` holding
+    their keys, which the evaluation joins for slice columns."""
+    rows = synthetic_features(kind, days, rows_per_day, seed=11) if frame is None else frame
+    with duckdb.connect(store.warehouse.database) as conn:
+        write_features(conn, name, rows)
+        conn.execute(
+            f"CREATE OR REPLACE TABLE {name}.validated AS "
+            f"SELECT _key, _partition_date FROM {name}.features"
+        )

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import mlflow
 import numpy as np
 import pandas as pd
@@ -22,23 +21,7 @@ from ml_assets.layers.train.assets import build_train_assets
 from ml_assets.layers.train.checks import build_train_checks
 from ml_assets.layers.train.families import metrics
 from ml_assets.layers.train.tracking import PREDICTIONS_SAMPLE
-from ml_assets.resources.mlflow_tracking import MlflowTracking
-from ml_assets.resources.warehouse import Warehouse, warehouse_resource
-from ml_assets_tests.layers.train.conftest import synthetic_features, write_features, write_spec
-
-
-@dataclass
-class Store:
-    root: Path
-    warehouse: Warehouse
-    tracking: MlflowTracking
-
-    def resources(self) -> dict:
-        return {"warehouse": self.warehouse, "mlflow": self.tracking}
-
-    def frame(self, sql: str) -> pd.DataFrame:
-        with self.warehouse.get_connection() as conn:
-            return conn.execute(sql).df()
+from ml_assets_tests.layers.train.conftest import Store, load_features, make_store, write_spec
 
 
 @dataclass
@@ -58,20 +41,7 @@ class Trained:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Store:
-    root = tmp_path_factory.mktemp("train_store")
-    return Store(
-        root=root,
-        warehouse=warehouse_resource(str(root / "warehouse.duckdb")),
-        tracking=MlflowTracking(
-            tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
-            artifact_root=(root / "artifacts").as_uri(),
-        ),
-    )
-
-
-def load_features(store: Store, name: str, kind: str, days: int, rows_per_day: int) -> None:
-    with duckdb.connect(store.warehouse.database) as conn:
-        write_features(conn, name, synthetic_features(kind, days, rows_per_day, seed=11))
+    return make_store(tmp_path_factory.mktemp("train_store"))
 
 
 @pytest.fixture(scope="module")
