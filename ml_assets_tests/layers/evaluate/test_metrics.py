@@ -202,9 +202,9 @@ def test_gates_good_candidate_passes(flights_spec) -> None:
     assert all(g.passed for g in gates.values() if g.blocking), gates
     assert v.promote and not v.failed_blocking
     assert gates["non_inferiority"].observed > 0  # it beats the champion
-    # The tiny segment (37 rows) is below min_slice_rows: a warning, not a block.
-    assert not gates["small_slices"].passed and not gates["small_slices"].blocking
-    assert "segment=tiny" in gates["small_slices"].detail and "warnings: small_slices" in v.reason
+    # The tiny segment (37 rows) is below min_slice_rows: named in the slice gap, not judged.
+    assert "1 slice(s) under 200 rows not judged: segment=tiny (37)" in gates["slice_gap"].detail
+    assert "warnings" not in v.reason
     first, v_first = _gates((["a", "b"], ["c"]), None, section)
     assert first["non_inferiority"].passed and first["non_inferiority"].expected.startswith("no")
     assert v_first.promote

@@ -96,7 +96,7 @@ def test_binary_plots_report_and_inline_markdown(tmp_path: Path) -> None:
         "plots/slices_c.png",
     ]
     assert all((tmp_path / link).is_file() for link in links)
-    assert "| small_slices | warn | warning |" in text
+    assert "small_slices" not in text and "not judged: segment=tiny" in text
 
     inline = inline_markdown(plots)
     uris = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)\)", inline)
