@@ -425,6 +425,14 @@ class MonitoringSection(_Strict):
     # minutes, and must retrain exactly as often as the same days would live.
     retrain_cooldown_days: int = Field(7, ge=0)
     evidently_sample_rows: int = Field(20_000, ge=100)
+    evidently_report: Literal["always", "on_drift", "never"] = Field(
+        "on_drift",
+        description="When the drift asset renders Evidently's HTML report for its window: "
+        "`on_drift` when a day's drift share reaches `drift_share_warn`, the pooled window "
+        "drifts or the scores drift (the report is for a person to look at why; rendering it "
+        "costs ~15 s a window whatever the rows, mostly in plotting), `always`, or `never`. "
+        "The drift numbers, checks and the pooled window are computed on every row either way.",
+    )
 
 
 class ReplaySection(_Strict):

@@ -178,7 +178,10 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                 ),
                 "evidently_report": dg.MetadataValue.path(str(path))
                 if drift.evidently
-                else dg.MetadataValue.text("-"),
+                else dg.MetadataValue.text(
+                    f"not rendered (monitoring.evidently_report: {monitoring.evidently_report}"
+                    + (", nothing drifted)" if monitoring.evidently_report == "on_drift" else ")")
+                ),
                 "evidently_disagreements": dg.MetadataValue.json(drift.disagreements),
                 "calibration": dg.MetadataValue.json(calibration.to_json()),
                 "calibration_file": dg.MetadataValue.path(str(cached.path)),

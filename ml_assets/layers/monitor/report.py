@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +101,7 @@ def window_drift(
         )
         for day, group in current.groupby("_partition_date", sort=True)
     }
-    if report_path is None or current.empty:
+    if current.empty:
         return WindowDrift(days, None, None, [])
     pooled = compute_drift(
         prepared,
@@ -111,6 +112,8 @@ def window_drift(
         drift_share=monitoring.drift_share_warn,
         score="score",
     )
+    if report_path is None or not wants_evidently(monitoring, days.values(), pooled):
+        return WindowDrift(days, pooled, None, [])
     outcome = evidently_report(
         reference,
         current,
@@ -124,6 +127,17 @@ def window_drift(
         score="score",
     )
     return WindowDrift(days, pooled, outcome, disagreements(pooled, outcome))
+
+
+def wants_evidently(
+    monitoring: MonitoringSection, days: Iterable[DriftResult], pooled: DriftResult
+) -> bool:
+    """`monitoring.evidently_report`: render always, never, or when something drifted."""
+    if monitoring.evidently_report != "on_drift":
+        return monitoring.evidently_report == "always"
+    prediction = pooled.prediction is not None and pooled.prediction.drifted
+    warned = any(d.share_drifted >= monitoring.drift_share_warn for d in days)
+    return warned or pooled.dataset_drift or prediction
 
 
 def write_drift(

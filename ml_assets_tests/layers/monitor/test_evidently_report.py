@@ -14,12 +14,14 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from ml_assets.core.spec import MonitoringSection
 from ml_assets.layers.monitor.drift import compute_drift
 from ml_assets.layers.monitor.evidently_report import (
     disagreements,
     evidently_report,
     evidently_sample,
 )
+from ml_assets.layers.monitor.report import window_drift
 from ml_assets_tests.layers.monitor.synthetic import CATEGORICAL, NUMERIC, frame
 
 FEATURES = [*NUMERIC, *CATEGORICAL]
@@ -178,3 +180,36 @@ def test_sample_is_seeded_and_the_same_for_every_input_type(tmp_path: Path) -> N
     assert not ref_d.equals(ref_a)
     whole, _ = evidently_sample(reference, current, ALL, 10_000, seed=3)
     pd.testing.assert_frame_equal(whole, reference[ALL])
+
+
+def _days(current: pd.DataFrame, days: int = 2) -> pd.DataFrame:
+    out = current.copy()
+    out["_partition_date"] = [
+        pd.Timestamp("2024-01-01").date() + pd.Timedelta(days=i % days) for i in range(len(out))
+    ]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("policy", "shift", "rendered"),
+    [
+        ("on_drift", 0.0, False),
+        ("on_drift", 1.0, True),
+        ("always", 0.0, True),
+        ("never", 1.0, False),
+    ],
+)
+def test_the_report_is_rendered_as_the_policy_says(
+    reference: pd.DataFrame, tmp_path: Path, policy: str, shift: float, rendered: bool
+) -> None:
+    """Evidently's HTML costs seconds per window: `on_drift` renders it only when a day or the
+    pooled window drifted; the numbers are computed either way."""
+    monitoring = MonitoringSection(evidently_report=policy, evidently_sample_rows=2000)
+    current = _days(frame(6000, seed=21, shift=shift))
+    path = tmp_path / f"{policy}_{shift}.html"
+    drift = window_drift(
+        reference, current, NUMERIC, CATEGORICAL, monitoring, report_path=path, seed=0
+    )
+    assert len(drift.days) == 2 and drift.window is not None
+    assert drift.window.dataset_drift == (shift > 0)
+    assert (drift.evidently is not None) == rendered == path.exists()
