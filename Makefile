@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+UV := $(VENV)/bin/uv
 export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 
 .PHONY: run test test-fast dev dg-dev check-defs mlflow-ui lint bench clean-state reap
@@ -11,10 +12,11 @@ export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade "pip==26.3"
+	@# uv resolves and installs the same pinned set as pip, in parallel: ~20 s instead of ~90 s.
+	$(PY) -m pip install --quiet -c constraints.txt uv
 	@# A venv made before the CPU-only XGBoost build holds the full wheel (and 470 MB of NCCL).
-	$(PY) -m pip uninstall --quiet --yes xgboost nvidia-nccl-cu12 2>/dev/null || true
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(UV) pip uninstall --quiet --python $(PY) xgboost nvidia-nccl-cu12 2>/dev/null || true
+	$(UV) pip install --quiet --python $(PY) -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
