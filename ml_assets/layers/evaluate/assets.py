@@ -61,6 +61,14 @@ def train_baselines(warehouse: Warehouse, spec: DatasetSpec) -> NaiveBaselines:
     return fit_baselines(spec.label.kind, [(int(d), int(n), float(m)) for d, n, m in stats])
 
 
+def validation_label_rate(warehouse: Warehouse, spec: DatasetSpec) -> float | None:
+    """The validation split's label mean: what a calibrator (fitted there) was calibrated to."""
+    sql = f"SELECT avg(_label) FROM {spec.names.table('training_set')} WHERE _split = 'validation'"
+    with warehouse.get_connection() as conn:
+        (rate,) = conn.execute(sql).fetchone()
+    return None if rate is None else float(rate)
+
+
 def holdout_metrics(ev: Evaluation) -> dict[str, float]:
     """What the candidate's MLflow run gets as metrics: holdout values, skills, baselines."""
     out = {f"holdout_{k}": v for k, v in ev.metrics.values.items()}
@@ -180,6 +188,7 @@ def build_evaluate_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             weekdays=(rows["_event_time"].dt.dayofweek + 1).to_numpy(),
             threshold=predictor.threshold,
             calibration=predictor.calibration.method if predictor.calibration else "none",
+            calibrated_label_rate=validation_label_rate(warehouse, spec),
             champion_scores=champion_scores,
             champion_version=champion_version,
             champion_threshold=champion_threshold,

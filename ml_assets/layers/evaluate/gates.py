@@ -228,7 +228,17 @@ def _baseline(b: BaselineReport) -> GateResult:
     return GateResult("baseline_skill", ok, True, gated.skill, "> 0", detail)
 
 
-def _calibration(metrics: Metrics, e: EvaluationSection, calibration: str) -> GateResult:
+@dataclass(frozen=True)
+class CalibrationContext:
+    """What a failed calibration gate needs to say why: the label rate of the validation days
+    the calibrator was fitted on, and the holdout's mean served score."""
+
+    method: str = "none"
+    fitted_label_rate: float | None = None
+    mean_score: float | None = None
+
+
+def _calibration(metrics: Metrics, e: EvaluationSection, c: CalibrationContext) -> GateResult:
     expected = f"<= {e.max_calibration_error}"
     if metrics.task != "binary":
         return GateResult(
@@ -236,7 +246,17 @@ def _calibration(metrics: Metrics, e: EvaluationSection, calibration: str) -> Ga
         )
     ece = metrics["ece"]
     ok = ece <= e.max_calibration_error
-    detail = f"ECE = {ece:.4f} of the served scores (calibration: {calibration})"
+    detail = f"ECE = {ece:.4f} of the served scores (calibration: {c.method})"
+    if not ok and c.fitted_label_rate is not None and c.mean_score is not None:
+        # ECE >= |mean score - label rate| (calibration in the large): that part is a shift of
+        # the base rate after the calibration window, which no calibrator fitted before the
+        # holdout can remove; only recalibrating on later labels (a retrain) does.
+        offset = abs(c.mean_score - metrics.label_mean)
+        detail += (
+            f"; why: the holdout's label rate is {metrics.label_mean:.3f}, the validation days "
+            f"the calibrator was fitted on had {c.fitted_label_rate:.3f}, and the mean served "
+            f"score is {c.mean_score:.3f}, so {offset:.3f} of the ECE is that shift of base rate"
+        )
     return GateResult("calibration", ok, False, ece, expected, detail)
 
 
@@ -257,7 +277,7 @@ def gate_results(
     slices: SliceReport,
     baselines: BaselineReport,
     evaluation: EvaluationSection,
-    calibration: str = "none",
+    calibration: CalibrationContext | None = None,
 ) -> list[GateResult]:
     """All gates, in `gate_specs` order. Blocking: floor, non-inferiority, slice gap, leakage,
     baseline skill. `calibration` names the calibrator behind the scores (for the detail)."""
@@ -269,7 +289,7 @@ def gate_results(
         _slice_gap(slices, e),
         _leakage(metrics, e),
         _baseline(baselines),
-        _calibration(metrics, e, calibration),
+        _calibration(metrics, e, calibration or CalibrationContext()),
     ]
 
 

@@ -19,7 +19,13 @@ from ml_assets.core.metrics import check_metric
 from ml_assets.core.spec import EvaluationSection
 from ml_assets.layers.evaluate.baseline import BaselineReport, NaiveBaselines, baseline_skill
 from ml_assets.layers.evaluate.compare import Comparison, compare
-from ml_assets.layers.evaluate.gates import GateResult, Verdict, gate_results, verdict
+from ml_assets.layers.evaluate.gates import (
+    CalibrationContext,
+    GateResult,
+    Verdict,
+    gate_results,
+    verdict,
+)
 from ml_assets.layers.evaluate.metrics import Metrics, evaluate_predictions
 from ml_assets.layers.evaluate.plots import render_plots
 from ml_assets.layers.evaluate.record import EvaluationRecord
@@ -88,6 +94,7 @@ def evaluate_candidate(
     weekdays: np.ndarray,
     threshold: float | None = None,
     calibration: str = "none",
+    calibrated_label_rate: float | None = None,
     champion_scores: np.ndarray | None = None,
     champion_version: str | None = None,
     champion_threshold: float | None = None,
@@ -104,7 +111,9 @@ def evaluate_candidate(
     is a champion, `champion_scores` (the champion's predictions on the same rows, so the
     comparison is like for like). A binary candidate needs its `threshold`, the one stored with
     its version; the champion is judged at its own (`champion_threshold`). `importance` comes
-    from `explain.global_importance`; `baselines` are fitted on the train split.
+    from `explain.global_importance`; `baselines` are fitted on the train split;
+    `calibrated_label_rate` is the label rate of the validation days the calibrator was fitted on
+    (a failed calibration gate compares it with the holdout's).
     """
     check_metric(evaluation.metric, task)
     if (champion_scores is None) != (champion_version is None):
@@ -132,7 +141,12 @@ def evaluate_candidate(
         evaluation.min_slice_rows,
         cut,
     )
-    gates = gate_results(metrics, comparison, slices, skill, evaluation, calibration)
+    context = CalibrationContext(
+        calibration,
+        fitted_label_rate=calibrated_label_rate,
+        mean_score=float(np.mean(y_score)) if len(y_score) else None,
+    )
+    gates = gate_results(metrics, comparison, slices, skill, evaluation, context)
     plots: dict[str, Path] = {}
     report = None
     if folder is not None:

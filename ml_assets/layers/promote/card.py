@@ -104,8 +104,9 @@ def _limitations(
     for g in gates:
         if g.name == "calibration" and not g.passed:
             out.append(
-                f"Probabilities are not well calibrated ({g.detail}, expected {g.expected}): use "
-                "scores to rank, not as probabilities."
+                f"Probabilities are not well calibrated on the holdout ({g.detail}; expected "
+                f"{g.expected}): use scores to rank, not as probabilities, until a retrain "
+                "recalibrates on later labels."
             )
     if label_exclusions is not None:
         out.append(

@@ -11,7 +11,7 @@ from sklearn.calibration import calibration_curve
 from ml_assets.core.metrics import EvaluationError, higher_is_better
 from ml_assets.core.spec import EvaluationSection
 from ml_assets.layers.evaluate.compare import compare
-from ml_assets.layers.evaluate.gates import gate_results, gate_specs, verdict
+from ml_assets.layers.evaluate.gates import CalibrationContext, gate_results, gate_specs, verdict
 from ml_assets.layers.evaluate.metrics import calibration_bins, evaluate_predictions
 from ml_assets.layers.evaluate.slices import slice_metrics
 from ml_assets_tests.layers.evaluate.synthetic import binary_frame, fit_linear, scores, skill_of
@@ -246,3 +246,33 @@ def test_gate_floor_and_slice_gap_for_regression_direction() -> None:
     assert gates["calibration"].passed and gates["calibration"].observed is None
     with pytest.raises(ValueError, match="no blocking"):
         verdict([g for g in gates.values() if not g.blocking])
+
+
+def test_a_failed_calibration_gate_says_how_much_is_a_shift_of_base_rate() -> None:
+    """Scores calibrated to a 20% base rate, judged on a holdout whose rate is 35%: the gate
+    fails and its detail names both rates and the calibration-in-the-large part of the ECE."""
+    rng = np.random.default_rng(3)
+    p_true = rng.uniform(0.05, 0.65, 20_000)  # mean 0.35
+    y = (rng.random(20_000) < p_true).astype(int)
+    served = np.clip(p_true - 0.15, 0.001, 1)  # what a calibrator fitted at 0.20 would give
+    m = evaluate_predictions(y, served, "binary", threshold=0.3)
+    section = EvaluationSection(floor=0.5, max_calibration_error=0.05)
+    slices = slice_metrics(
+        pd.DataFrame(index=range(len(y))), [], y, served, "binary", "roc_auc", 200
+    )
+    skill = skill_of(m, np.full(10, 0.2), y)
+    context = CalibrationContext("isotonic", fitted_label_rate=0.2, mean_score=float(served.mean()))
+    gates = {
+        g.name: g
+        for g in gate_results(m, compare(m, None, "roc_auc", 0.0), slices, skill, section, context)
+    }
+    gate = gates["calibration"]
+    offset = abs(served.mean() - y.mean())
+    assert not gate.passed and gate.observed >= offset - 1e-9
+    assert f"label rate is {y.mean():.3f}" in gate.detail and "had 0.200" in gate.detail
+    assert f"so {offset:.3f} of the ECE is that shift of base rate" in gate.detail
+    # Without the context (or when the gate passes) the detail stays the plain ECE.
+    plain = {
+        g.name: g for g in gate_results(m, compare(m, None, "roc_auc", 0.0), slices, skill, section)
+    }["calibration"]
+    assert "why" not in plain.detail
