@@ -251,6 +251,10 @@ def test_the_replay_bound_keeps_the_newest_months(flights_spec) -> None:
     assert bounded.as_of == dt.date(2013, 9, 30) and bounded.skipped == 6
     assert "the newest 3; 6 earlier month(s) not replayed" in bounded.describe()
     assert run.replay_plan(flights_spec, first, last, limit=20) == whole
+    # By default a long history (16 years of days) replays its newest year, not 190 months.
+    long = run.replay_plan(flights_spec, first, dt.date(2028, 12, 31), flights_spec.replay.months)
+    assert len(long.months) == 12 and long.months[0][0] == dt.date(2028, 1, 1)
+    assert long.skipped == 189 - 12  # Apr 2013 .. Dec 2028
 
 
 def test_stage_lines_and_a_live_status_only_on_a_terminal() -> None:

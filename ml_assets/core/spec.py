@@ -435,16 +435,20 @@ class MonitoringSection(_Strict):
     )
 
 
+DEFAULT_REPLAY_MONTHS = 12
+
+
 class ReplaySection(_Strict):
     """How the headless main job (`make run`) replays a dataset's history. No asset reads it, so
     changing it changes no code version."""
 
     months: int | None = Field(
-        None,
+        DEFAULT_REPLAY_MONTHS,
         ge=1,
         description="Replay only the newest N months: the first model is trained on the "
         "`training.window_days` before them and the earlier months are not monitored, so a long "
-        "history still runs in minutes. Default: the whole history after the first window. "
+        "history (16 years of days, say) still runs in minutes. Default: the newest "
+        f"{DEFAULT_REPLAY_MONTHS} (a year of monthly cycles); `null`: the whole history. "
         "`python -m ml_assets.run --replay-months N` (`make run REPLAY_MONTHS=N`) overrides it.",
     )
 
