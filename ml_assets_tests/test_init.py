@@ -297,6 +297,18 @@ def test_event_time_zone(home: Path, times: list[str], type_: str, review: str |
     assert proposal.spec["partitions"]["end"] == last
 
 
+def test_an_event_time_with_gaps_is_used_and_its_rejects_announced(home: Path) -> None:
+    """Rows without an event time are rejected with a reason at raw, not a reason to refuse the
+    file: the column is chosen (and accepted with --time), and the user is told how many."""
+    times = ["2024-05-01T10:00:00Z", "", "2024-05-02T10:00:00Z", "2024-05-03T10:00:00Z"]
+    path = _tiny(home / "data" / "tiny.csv", ["0", "1"], times)
+    for requested in (None, "at"):
+        proposal = propose(Options(path, "tiny", "y", time=requested))
+        assert proposal.spec["event_time"] == {"column": "at", "timezone": "UTC"}
+        reviewed = " ".join(proposal.notes.review)
+        assert "10 of 40 rows have no value" in reviewed and "no_event_time" in reviewed
+
+
 def test_parquet_keeps_its_types(home: Path, churn: Path) -> None:
     parquet = home / "data" / "input" / "churn.parquet"
     with duckdb.connect() as conn:

@@ -91,10 +91,11 @@ class TimeChoice:
 
 
 def choose_time(profile: FileProfile, requested: str | None, notes: Notes) -> TimeChoice:
-    """The event-time column: given, else the most precise time column without NULLs.
+    """The event-time column: given, else the most precise time column, complete ones first.
 
-    A row without an event time cannot be placed in a partition, and the raw layer rejects a
-    file holding one, so a column with NULLs is never proposed.
+    A row without an event time fits no partition: the raw layer rejects it with the reason
+    `no_event_time` into `<ds>.rejected_rows` (counted by `raw:source_rows_accounted`), so a
+    column with NULLs works, and the user is told how many rows it will reject.
     """
     temporal = [c for c in profile.columns.values() if c.type in TEMPORAL]
     usable = [c for c in temporal if c.nulls == 0]
@@ -105,18 +106,19 @@ def choose_time(profile: FileProfile, requested: str | None, notes: Notes) -> Ti
                 f"--time {requested}: its values are {col.type} (sniffed {col.sniffed}), not "
                 "dates or ISO timestamps; the contract casts ISO 8601 text only"
             )
-        if col.nulls:
-            raise InitError(
-                f"--time {requested}: {col.nulls} rows have no value; the raw layer rejects a "
-                "file with rows it cannot place in a partition"
-            )
-    elif usable:
-        col = sorted(usable, key=lambda c: _TIME_RANK[c.type])[0]
+    elif temporal:
+        col = sorted(temporal, key=lambda c: (c.nulls > 0, _TIME_RANK[c.type], c.nulls))[0]
     else:
-        hint = "; ".join(f"{c.name} has {c.nulls} NULLs" for c in temporal) or (
-            "no column reads as DATE, TIMESTAMP or ISO 8601 timestamps with offsets"
+        raise InitError(
+            "no event-time column (no column reads as DATE, TIMESTAMP or ISO 8601 timestamps "
+            "with offsets); pass --time COLUMN"
         )
-        raise InitError(f"no event-time column ({hint}); pass --time COLUMN")
+    if col.nulls:
+        notes.review.append(
+            f"event time {col.name}: {col.nulls} of {profile.rows} rows have no value; the raw "
+            "layer rejects them (reason `no_event_time`) into rejected_rows, where "
+            "raw:source_rows_accounted counts them"
+        )
     candidates = tuple(c.name for c in usable)
     timezone = "UTC"
     if col.type == "TIMESTAMPTZ":
