@@ -194,7 +194,11 @@ def test_init_writes_a_regression_dataset_with_a_pair_key(home: Path, sales: Pat
     # store has 50 values; promo is true on 30% of rows: ~210 rows in a 14-day test window.
     assert spec.slices == ["region", "promo"]
     assert "event_hour" not in spec.features.columns  # dates have no time of day
-    assert "store" not in spec.features.columns and "date" not in spec.features.columns
+    # The key's entity column is a feature (each store has its own level); its date is not.
+    assert (
+        spec.features.columns["store"].kind == "categorical" and "date" not in spec.features.columns
+    )
+    assert "store (part of the key date, store" in done.stdout
     assert spec.evaluation.metric == "r2" and spec.evaluation.floor == 0.1
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import duckdb
@@ -515,6 +516,21 @@ def plan_features(
     )
     lookback = LABEL_WINDOW_DAYS if windows else 0
     return FeaturePlan(columns, lookback, tuple(expected_drift), dropped)
+
+
+def entity_key_columns(profile: FileProfile, key: Sequence[str], time_column: str) -> list[str]:
+    """The columns of a composite key that name an entity (a store, a site): text or boolean
+    with at most MAX_CATEGORIES values. They are features; a single-column key (an id per row)
+    and the key's time column are not."""
+    if len(key) < 2:
+        return []
+    return [
+        k
+        for k in key
+        if k != time_column
+        and profile.columns[k].type in {"VARCHAR", "BOOLEAN"}
+        and profile.columns[k].distinct <= MAX_CATEGORIES
+    ]
 
 
 # -- slices -----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from ml_assets.init.infer import (
     choose_key,
     choose_time,
     contract_section,
+    entity_key_columns,
     infer_label,
     model_sections,
     plan_features,
@@ -77,10 +78,16 @@ def propose(options: Options) -> Proposal:
     slices = []
     if training is not None:
         slices = propose_slices(profile, daily, exclude, training["split"]["test_days"], notes)
+    entity_keys = entity_key_columns(profile, key, time.column.name)
+    if entity_keys:
+        notes.inferred.append(
+            f"features: {', '.join(entity_keys)} (part of the key {', '.join(key)}: the entity "
+            "each row is about, whose level usually predicts its label) as categorical"
+        )
     features = plan_features(
         profile,
         daily,
-        exclude,
+        exclude - set(entity_keys),
         time.column,
         notes,
         entities=slices,
