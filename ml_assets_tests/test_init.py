@@ -313,6 +313,25 @@ def test_an_event_time_with_gaps_is_used_and_its_rejects_announced(home: Path) -
         assert "10 of 40 rows have no value" in reviewed and "no_event_time" in reviewed
 
 
+def test_a_few_rows_a_day_get_a_trailing_window_long_enough_to_judge(home: Path) -> None:
+    """4 rows a day: a 7-day window holds 28, under the 50 a verdict needs; init widens it."""
+    rows = [
+        {
+            "day": (dt.date(2024, 1, 1) + dt.timedelta(days=d)).isoformat(),
+            "site": site,
+            "x": (d * 7 + i) % 11,
+            "y": float(d % 13 + i),
+        }
+        for d in range(200)
+        for i, site in enumerate(("a", "b", "c", "d"))
+    ]
+    proposal = propose(Options(_write(home / "data" / "sites.csv", rows), "sites", "y"))
+    monitoring = proposal.spec["monitoring"]
+    days, min_rows = monitoring["performance_window_days"], monitoring["performance_min_rows"]
+    assert days == 16 and min_rows == 51  # ceil(50 / (0.8 * 4)); 80% of 64 expected rows
+    assert 4 * days >= min_rows >= 50
+
+
 def test_parquet_keeps_its_types(home: Path, churn: Path) -> None:
     parquet = home / "data" / "input" / "churn.parquet"
     with duckdb.connect() as conn:

@@ -49,6 +49,11 @@ TRAINING_SHARE = 0.7
 # Floors a model with any real signal passes: ROC AUC 0.55 is barely better than chance; R² 0.1
 # means the model explains a tenth of the test window's variance (predicting the mean scores 0,
 # or below 0 when the mean moved).
+# Trailing performance: the fewest labelled rows worth a verdict, the share of a typical window's
+# rows required, and the longest window widened to reach them.
+MIN_JUDGED_ROWS = 50
+JUDGED_SHARE = 0.8
+MAX_PERFORMANCE_WINDOW_DAYS = 28
 FLOORS = {"binary": ("roc_auc", 0.55, 0.15), "regression": ("r2", 0.10, 0.20)}
 TRUTHY = {"1", "true", "t", "yes", "y", "positive", "pos"}
 _COMPARISON = re.compile(
@@ -607,14 +612,22 @@ def model_sections(
     window = training["window_days"]
     held = training["split"]["test_days"]
     defaults = MonitoringSection()
-    per_window = daily.median_rows * defaults.performance_window_days
+    # A trailing window long enough to hold MIN_JUDGED_ROWS on typical days (a few rows a day
+    # need weeks), capped so a verdict still reacts within a month.
+    days = defaults.performance_window_days
+    if daily.median_rows * days * JUDGED_SHARE < MIN_JUDGED_ROWS:
+        needed = math.ceil(MIN_JUDGED_ROWS / (JUDGED_SHARE * max(daily.median_rows, 1)))
+        days = min(MAX_PERFORMANCE_WINDOW_DAYS, needed)
+    per_window = daily.median_rows * days
     # The default (2000 rows) would never judge a small dataset; 80% of a typical trailing window
     # still lets a window with a few short days be judged.
-    min_rows = int(min(defaults.performance_min_rows, max(50, 0.8 * per_window)))
+    min_rows = int(
+        min(defaults.performance_min_rows, max(MIN_JUDGED_ROWS, JUDGED_SHARE * per_window))
+    )
     evaluation = {"metric": metric, "floor": floor, "max_slice_gap": gap}
     monitoring = {
         "expected_drift": list(expected_drift),
-        "performance_window_days": defaults.performance_window_days,
+        "performance_window_days": days,
         "performance_min_rows": min_rows,
     }
     monitored = daily.span_days - window
@@ -627,7 +640,7 @@ def model_sections(
     )
     notes.inferred.append(
         f"monitoring: performance judged on >= {min_rows} labelled rows per "
-        f"{defaults.performance_window_days}-day window (about {per_window:.0f} expected)"
+        f"{days}-day window (about {per_window:.0f} expected)"
     )
     if kind == "regression":
         notes.review.append(
