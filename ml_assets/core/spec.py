@@ -287,8 +287,17 @@ class SplitSection(_Strict):
 
 
 class SearchSection(_Strict):
-    method: Literal["random", "halving"] = "random"
-    budget: int = Field(8, ge=1, description="Parameter sets tried per model family.")
+    method: Literal["random", "halving", "optuna"] = Field(
+        "random",
+        description="`random`: seeded draws from a fixed grid; `halving`: the same draws on "
+        "growing slices of the train split, keeping the better half each round; `optuna`: TPE "
+        "sampling over the grid's ranges, XGBoost trials pruned on their boosting rounds.",
+    )
+    budget: int = Field(
+        8,
+        ge=1,
+        description="Parameter sets tried per model family (optuna: trials, pruned ones included).",
+    )
 
 
 class TrainingSection(_Strict):

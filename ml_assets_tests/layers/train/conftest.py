@@ -43,7 +43,7 @@ training:
   window_days: {window_days}
   split: {{validation_days: 7, test_days: 7}}
   seed: 7
-  search: {{method: {method}, budget: 3}}
+  search: {{method: {method}, budget: {budget}}}
   models: {models}
 evaluation: {evaluation}
 """
@@ -60,6 +60,7 @@ def write_spec(
     window_days: int = 30,
     method: str = "random",
     models: str = "[xgboost, linear]",
+    budget: int = 3,
     evaluation: str = "{floor: 0.5}",
 ) -> DatasetSpec:
     path = home / "specs" / f"{name}.yaml"
@@ -70,6 +71,7 @@ def write_spec(
             kind=kind,
             window_days=window_days,
             method=method,
+            budget=budget,
             models=models,
             evaluation=evaluation,
         )
