@@ -388,6 +388,17 @@ class EvaluationSection(_Strict):
     )
 
 
+class ScoringSection(_Strict):
+    explain_top_k: int = Field(
+        5,
+        ge=0,
+        le=50,
+        description="Features kept per prediction in `<ds>.explanations`: the K largest "
+        "|contributions| (TreeSHAP for XGBoost, coefficient x standardized input for the linear "
+        "pipeline) with their values, written with the predictions. 0 writes none.",
+    )
+
+
 class MonitoringSection(_Strict):
     drift_share_warn: float = Field(0.3, ge=0, le=1)
     drift_share_severe: float = Field(0.6, ge=0, le=1)
@@ -457,6 +468,7 @@ class DatasetSpec(_Strict):
     training: TrainingSection | None = None
     evaluation: EvaluationSection | None = None
     monitoring: MonitoringSection | None = None
+    scoring: ScoringSection = Field(default_factory=ScoringSection)
 
     # Set by the loader, never written in YAML (and so not in the component's schema).
     path: SkipJsonSchema[Path | None] = Field(

@@ -46,6 +46,7 @@ training:
   search: {{method: {method}, budget: {budget}}}
   models: {models}
 evaluation: {evaluation}
+scoring: {scoring}
 """
 
 START = dt.date(2024, 1, 1)
@@ -62,6 +63,7 @@ def write_spec(
     models: str = "[xgboost, linear]",
     budget: int = 3,
     evaluation: str = "{floor: 0.5}",
+    scoring: str = "{}",
 ) -> DatasetSpec:
     path = home / "specs" / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,6 +76,7 @@ def write_spec(
             budget=budget,
             models=models,
             evaluation=evaluation,
+            scoring=scoring,
         )
     )
     return load_spec(path)
