@@ -397,6 +397,13 @@ class ScoringSection(_Strict):
         "|contributions| (TreeSHAP for XGBoost, coefficient x standardized input for the linear "
         "pipeline) with their values, written with the predictions. 0 writes none.",
     )
+    xgboost_contributions: Literal["tree_shap", "saabas"] = Field(
+        "tree_shap",
+        description="`tree_shap`: exact Shapley values (XGBoost `pred_contribs`), the cost of "
+        "scoring: about 850 rows/s on one core for a 300-tree depth-6 model; `saabas`: XGBoost's "
+        "approximate path attributions (`approx_contribs`), about 25x faster, also adding up to "
+        "the margin but crediting features split near the root more than their Shapley share.",
+    )
 
 
 class MonitoringSection(_Strict):

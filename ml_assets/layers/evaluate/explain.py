@@ -81,17 +81,30 @@ def _booster_frame(booster: object, X: pd.DataFrame):
     return booster, names, frame
 
 
-def _tree_shap(booster, frame: pd.DataFrame) -> np.ndarray:
+def _tree_shap(booster, frame: pd.DataFrame, approximate: bool = False) -> np.ndarray:
     import xgboost as xgb
 
     # (rows, features + 1): the last column is the bias; multi-output adds a class axis.
-    return booster.predict(xgb.DMatrix(frame, enable_categorical=True), pred_contribs=True)
+    return booster.predict(
+        xgb.DMatrix(frame, enable_categorical=True),
+        pred_contribs=True,
+        approx_contribs=approximate,
+    )
 
 
-def xgboost_contributions(booster: object, X: pd.DataFrame) -> Contributions:
-    """TreeSHAP contributions of every row of X (`pred_contribs=True`), single-output models."""
+def xgboost_contributions(
+    booster: object, X: pd.DataFrame, approximate: bool = False
+) -> Contributions:
+    """TreeSHAP contributions of every row of X (`pred_contribs=True`), single-output models.
+
+    `approximate`: Saabas' path attributions instead (`approx_contribs=True`): each split's
+    change of the expected value goes to its feature. Also additive to the margin, and about 25x
+    cheaper (one path per tree instead of every leaf; on the flights champion, 300 trees: 21.7k
+    vs 856 rows/s on one thread), but not Shapley values: features split near the root get more
+    credit than their share.
+    """
     booster, names, frame = _booster_frame(booster, X)
-    contribs = _tree_shap(booster, frame)
+    contribs = _tree_shap(booster, frame, approximate)
     if contribs.ndim != 2:
         raise ExplainError("per-row contributions need a single-output model")
     values = contribs[:, :-1].astype("float64")
@@ -205,10 +218,13 @@ def linear_contributions(pipeline: object, X: pd.DataFrame) -> Contributions:
     return Contributions(tuple(inputs), values, np.full(len(X), intercept))
 
 
-def contributions(model_object: object, family: str, X: pd.DataFrame) -> Contributions:
-    """Per-row contributions of `family`'s model object (what MLflow loads) on the model matrix X."""
+def contributions(
+    model_object: object, family: str, X: pd.DataFrame, approximate: bool = False
+) -> Contributions:
+    """Per-row contributions of `family`'s model object (what MLflow loads) on the model matrix
+    X; `approximate` applies to XGBoost only (see `xgboost_contributions`)."""
     if family == "xgboost":
-        return xgboost_contributions(model_object, X)
+        return xgboost_contributions(model_object, X, approximate)
     if family == "linear":
         return linear_contributions(model_object, X)
     raise ExplainError(f"unknown model family {family!r}; expected 'xgboost' or 'linear'")

@@ -3,8 +3,9 @@
 So an auditor can ask "why did row X get score S" of the warehouse, every prediction gets one
 row in `<ds>.explanations`: the K features that moved the raw model output most (by
 |contribution|), each with the value the model saw, plus the base value, the sum of the other
-features' contributions and the raw margin they add up to. TreeSHAP for XGBoost,
-coefficient x standardized input for the linear pipeline (`layers/evaluate/explain.py`).
+features' contributions and the raw margin they add up to. TreeSHAP for XGBoost (or, with
+`scoring.xgboost_contributions: saabas`, its cheaper path attributions), coefficient x
+standardized input for the linear pipeline (`layers/evaluate/explain.py`).
 
 Units: the raw model's margin, before calibration: log-odds for a binary model (the served score
 of a calibrated version is a monotone map of sigmoid(raw_margin), not the margin itself), label
@@ -19,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import numpy as np
@@ -31,7 +32,7 @@ from ml_assets.core.sql import render
 from ml_assets.layers.evaluate.explain import Contributions, contributions
 
 SQL = Path(__file__).parent / "sql"
-METHOD = {"xgboost": "tree_shap", "linear": "coef_x_standardized"}
+LINEAR_METHOD = "coef_x_standardized"
 UNITS = {"binary": "log_odds", "regression": "label"}
 
 
@@ -74,12 +75,19 @@ def _value_matrices(X: pd.DataFrame, schema: FeatureSchema) -> tuple[np.ndarray,
 
 
 def explain_rows(
-    model: object, ref: ModelRef, schema: FeatureSchema, frame: pd.DataFrame, k: int
+    model: object,
+    ref: ModelRef,
+    schema: FeatureSchema,
+    frame: pd.DataFrame,
+    k: int,
+    xgboost_method: Literal["tree_shap", "saabas"] = "tree_shap",
 ) -> Explained:
     """The top-`k` contributions of every row of `frame` (features plus `_key` and
-    `_partition_date`) under the registered model `model` of `ref`."""
+    `_partition_date`) under the registered model `model` of `ref`; an XGBoost model's by
+    `xgboost_method` (`scoring.xgboost_contributions`)."""
     X = model_matrix(frame, schema)
-    found: Contributions = contributions(model, ref.family, X)
+    approximate = ref.family == "xgboost" and xgboost_method == "saabas"
+    found: Contributions = contributions(model, ref.family, X, approximate)
     if found.features != tuple(X.columns):
         X = X[list(found.features)]
     picked = top_k(found.values, k)
@@ -117,7 +125,8 @@ def explain_rows(
         ],
         columns=["feature_index", "code", "level"],
     ).astype({"feature_index": "int64", "code": "int32", "level": "object"})
-    return Explained(rows, top, features, levels, METHOD[ref.family], UNITS[ref.task])
+    method = xgboost_method if ref.family == "xgboost" else LINEAR_METHOD
+    return Explained(rows, top, features, levels, method, UNITS[ref.task])
 
 
 def insert_explanations(

@@ -90,7 +90,16 @@ def score_window(
     )
     k = spec.scoring.explain_top_k
     explained = (
-        explain_rows(predictor.model, ref, predictor.schema, frame, k) if k and len(frame) else None
+        explain_rows(
+            predictor.model,
+            ref,
+            predictor.schema,
+            frame,
+            k,
+            spec.scoring.xgboost_contributions,
+        )
+        if k and len(frame)
+        else None
     )
     table, explanations = spec.names.table("predictions"), spec.names.table("explanations")
     create_tables(

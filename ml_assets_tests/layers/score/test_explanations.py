@@ -46,14 +46,17 @@ class Models:
     specs: Path
     predictors: dict[str, RegisteredPredictor]
 
-    def spec(self, k: int) -> DatasetSpec:
-        return write_spec(self.specs / f"k{k}", "synth", scoring=f"{{explain_top_k: {k}}}")
+    def spec(self, k: int, xgboost: str = "tree_shap") -> DatasetSpec:
+        scoring = f"{{explain_top_k: {k}, xgboost_contributions: {xgboost}}}"
+        return write_spec(self.specs / f"k{k}{xgboost}", "synth", scoring=scoring)
 
-    def score(self, family: str, k: int = 3, run_id: str = "score-run") -> ScoreWrite:
+    def score(
+        self, family: str, k: int = 3, run_id: str = "score-run", xgboost: str = "tree_shap"
+    ) -> ScoreWrite:
         with duckdb.connect(self.store.warehouse.database) as conn:
             return score_window(
                 conn,
-                self.spec(k),
+                self.spec(k, xgboost),
                 self.predictors[family],
                 START,
                 END,
@@ -160,6 +163,24 @@ def test_one_tree_shap_explanation_per_scored_row_adding_up_to_the_margin(models
                 assert pick["value"] == seen, (i, pick)
             else:
                 assert float(pick["value"]) == pytest.approx(seen, rel=1e-12), (i, pick)
+
+
+def test_saabas_contributions_are_xgboosts_approximate_ones(models: Models) -> None:
+    """The cheaper option: XGBoost's path attributions, also adding up to the margin."""
+    predictor = models.predictors["xgboost"]
+    models.score("xgboost", k=3, xgboost="saabas")
+    stored = _stored(models)
+    assert set(stored["method"]) == {"saabas"}
+    X = model_matrix(models.features("xgboost"), predictor.schema)
+    matrix = xgb.DMatrix(X, enable_categorical=True)
+    booster = predictor.model.get_booster()
+    approximate = booster.predict(matrix, pred_contribs=True, approx_contribs=True)
+    _check_additive_and_largest(stored, approximate[:, :-1].astype("float64"), list(X.columns))
+    np.testing.assert_allclose(
+        stored["raw_margin"], booster.predict(matrix, output_margin=True), atol=1e-4
+    )
+    exact = booster.predict(matrix, pred_contribs=True)
+    assert np.abs(approximate - exact).max() > 1e-3  # a different attribution, not TreeSHAP
 
 
 def _coef_times_standardized(pipeline, X: pd.DataFrame, schema) -> np.ndarray:
