@@ -3,6 +3,8 @@
 Given a prediction (dataset, entity key, day), walk back: model version -> MLflow run -> training
 window and data version -> the feature row -> the validated row -> the raw row -> the source file
 and its checksum. Every hop reads a recorded fact (a column or a registry tag), none is inferred.
+Beside the chain, the prediction's explanation: why the model gave that score (its top feature
+contributions, stored with the prediction; None for rows scored without one).
 
     python -m ml_assets.provenance flights "2013|7|31|UA|1454|LGA"
 """
@@ -18,7 +20,8 @@ from typing import Any
 import duckdb
 
 from ml_assets import settings
-from ml_assets.core.sql import ident
+from ml_assets.core.sql import ident, table_exists
+from ml_assets.layers.score.explanations import stored_explanation
 from ml_assets.resources.mlflow_tracking import MlflowTracking
 
 
@@ -32,6 +35,23 @@ def _one(conn: duckdb.DuckDBPyConnection, sql: str, params: list, what: str) -> 
     if row is None:
         raise ProvenanceError(f"no {what} for {params}")
     return dict(zip([d[0] for d in cur.description], row, strict=True))
+
+
+def prediction_explanation(
+    conn: duckdb.DuckDBPyConnection, dataset: str, key: str, day: dt.date, model_version: str
+) -> dict[str, Any] | None:
+    """The stored explanation of the prediction for `key` on `day` by `model_version`: its top
+    contributions (a list of {rank, feature, value, contribution}), base and raw margin, in the
+    raw model's margin units (`margin_units`: log-odds before calibration, or label units).
+
+    None when there is none: rows scored before explanations existed or with
+    `scoring.explain_top_k: 0`.
+    """
+    if not table_exists(conn, dataset, "explanations"):
+        return None
+    return stored_explanation(
+        conn, f"{ident(dataset)}.explanations", key, day, model_version=model_version
+    )
 
 
 def prediction_provenance(
@@ -88,6 +108,9 @@ def prediction_provenance(
     tags = version.tags
     return {
         "prediction": pred,
+        "explanation": prediction_explanation(
+            conn, dataset, key, pred["_partition_date"], pred["model_version"]
+        ),
         "model": {
             "name": pred["model_name"],
             "version": pred["model_version"],

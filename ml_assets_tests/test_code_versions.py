@@ -20,7 +20,7 @@ def versions(spec: DatasetSpec) -> dict[str, str]:
 
 def variant(tmp_path: Path, section: str, **changes: object) -> DatasetSpec:
     raw = read_spec_mapping(FLIGHTS_SPEC)
-    raw[section] = {**raw[section], **changes}
+    raw[section] = {**(raw.get(section) or {}), **changes}
     raw["features"]["sql"] = [str(FLIGHTS_SPEC.parent / p) for p in raw["features"]["sql"]]
     return load_spec(write_spec(tmp_path / f"{section}.yaml", raw))
 
@@ -54,3 +54,7 @@ def test_each_layer_hashes_only_what_it_reads(tmp_path: Path) -> None:
     # A quality threshold the validate layer reads; raw is untouched.
     quality = versions(variant(tmp_path / "d", "quality", future_tolerance_minutes=10))
     assert changed(base, quality) == {"validated", "quarantine"}
+
+    # How many contributions scoring keeps per row: the predictions (and their explanations).
+    top_k = versions(variant(tmp_path / "e", "scoring", explain_top_k=2))
+    assert changed(base, top_k) == {"predictions"}

@@ -178,10 +178,20 @@ def test_main_job_replays_every_dataset_end_to_end(
         chain["raw"]["_source_checksum"] == chain["source_file"]["checksum"] == sha256(bundled.path)
     )
     assert chain["raw"]["_source_row"] == chain["validated"]["_source_row"]
+    # Why it got its score: the explanation stored with the prediction, in log-odds.
+    why = chain["explanation"]
+    assert (why["_key"], why["_partition_date"]) == (key, day)
+    assert why["model_version"] == chain["model"]["version"] and why["method"] == "tree_shap"
+    assert why["margin_units"] == "log_odds" and len(why["top_contributions"]) == 5
+    picked = sum(t["contribution"] for t in why["top_contributions"])
+    assert why["base_margin"] + picked + why["other_contribution"] == pytest.approx(
+        why["raw_margin"], abs=1e-9
+    )
     # The CLI prints the same chain as JSON.
     assert provenance_main(["flights", key, "--day", day.isoformat()]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["source_file"]["checksum"] == chain["source_file"]["checksum"]
+    assert printed["explanation"]["top_contributions"] == why["top_contributions"]
 
 
 @pytest.mark.slow

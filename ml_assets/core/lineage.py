@@ -34,7 +34,7 @@ LAYER_INPUTS: dict[str, tuple[str, ...]] = {
         "training.seed",
     ),
     "promote": ("name", "description", "intended_use", "label", "contract", "evaluation"),
-    "score": ("name", "features"),
+    "score": ("name", "features", "scoring"),
     "monitor": ("name", "label", "features", "evaluation", "training", "monitoring"),
 }
 # Fields only the retrain sensor reads: changing them changes no asset.

@@ -8,10 +8,13 @@ to each other as inputs, never "the newest file on disk".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:  # core.matrix imports the spec, which imports this module
+    from ml_assets.core.matrix import FeatureSchema
 
 Task = Literal["binary", "regression"]
 Family = Literal["xgboost", "linear"]
@@ -38,10 +41,13 @@ class Predictor(Protocol):
     """A loaded model: probabilities of the positive class (binary) or values (regression).
 
     `threshold` is a binary version's decision threshold, stored with the version (a score at or
-    above it is a positive decision); None for regression.
+    above it is a positive decision); None for regression. `model` (the raw model object, before
+    calibration) and `schema` are what per-row explanations read.
     """
 
     ref: ModelRef
+    model: Any
+    schema: FeatureSchema
 
     @property
     def threshold(self) -> float | None: ...

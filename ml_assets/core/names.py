@@ -43,6 +43,7 @@ TABLES = (
     "features",
     "training_set",
     "predictions",
+    "explanations",
     "drift",
     "performance",
 )

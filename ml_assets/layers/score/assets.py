@@ -31,9 +31,14 @@ def build_score_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                 description=(
                     "Each feature row scored by the champion (binary: its calibrated probability "
                     "and its decision at the version's stored threshold), with model name, "
-                    "version, MLflow run, feature partition, Dagster run and scoring time."
+                    "version, MLflow run, feature partition, Dagster run and scoring time; "
+                    "beside it, in the same transaction, each row's top feature contributions "
+                    "(`explanations`, raw-model margin units) for audit."
                 ),
-                metadata={"dagster/table_name": spec.names.table_name("predictions")},
+                metadata={
+                    "dagster/table_name": spec.names.table_name("predictions"),
+                    "explanations_table": spec.names.table_name("explanations"),
+                },
             )
         ],
         ins={"champion_model": dg.AssetIn(spec.names.key("champion_model"))},
@@ -68,6 +73,8 @@ def build_score_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                 "model_version": dg.MetadataValue.text(ref.version),
                 "mlflow_run_id": dg.MetadataValue.text(ref.run_id),
                 "score_mean": dg.MetadataValue.float(written.score_mean or float("nan")),
+                "explained_rows": dg.MetadataValue.int(written.explained),
+                "explain_top_k": dg.MetadataValue.int(spec.scoring.explain_top_k),
                 **(
                     {}
                     if written.threshold is None

@@ -12,6 +12,7 @@ import pandas as pd
 from ml_assets.core.model import Predictor
 from ml_assets.core.spec import DatasetSpec
 from ml_assets.core.sql import create_tables, ident, render, rewrite_window
+from ml_assets.layers.score.explanations import explain_rows, insert_explanations
 
 SQL = Path(__file__).parent / "sql"
 
@@ -23,6 +24,7 @@ class ScoreWrite:
     score_mean: float | None
     positive_rate: float | None = None  # share of positive decisions (binary)
     threshold: float | None = None
+    explained: int = 0  # rows written to `<ds>.explanations` (0 when explain_top_k is 0)
 
 
 def features_frame(
@@ -50,10 +52,13 @@ def score_window(
     run_id: str,
     scored_at: dt.datetime,
 ) -> ScoreWrite:
-    """Replace the window's predictions in one transaction, one row per feature row.
+    """Replace the window's predictions and their explanations in one transaction, one row of
+    each per feature row.
 
     A binary row's decision is its score against the threshold stored with the version
     (`predictor.threshold`), never one from the spec: the version decides as it was evaluated.
+    Explanations (`explanations.py`) keep `scoring.explain_top_k` contributions per row; with 0,
+    the window's old explanations are still removed, so none can outlive its prediction.
     """
     ref = predictor.ref
     frame = features_frame(conn, spec, list(ref.features), start, end)
@@ -83,12 +88,29 @@ def score_window(
             "scored_at": scored_at,
         }
     )
-    table = spec.names.table("predictions")
-    create_tables(conn, SQL / "tables.sql", predictions_table=table)
-    with rewrite_window(conn, [table], start, end):
+    k = spec.scoring.explain_top_k
+    explained = (
+        explain_rows(
+            predictor.model,
+            ref,
+            predictor.schema,
+            frame,
+            k,
+            spec.scoring.xgboost_contributions,
+        )
+        if k and len(frame)
+        else None
+    )
+    table, explanations = spec.names.table("predictions"), spec.names.table("explanations")
+    create_tables(
+        conn, SQL / "tables.sql", predictions_table=table, explanations_table=explanations
+    )
+    with rewrite_window(conn, [table, explanations], start, end):
         conn.register("_scored", out)
         conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _scored")
         conn.unregister("_scored")
+        if explained is not None:
+            insert_explanations(conn, explanations, explained, ref, run_id=run_id)
     per_day = out.groupby("_partition_date").size()
     return ScoreWrite(
         rows=len(out),
@@ -96,6 +118,7 @@ def score_window(
         score_mean=float(out["score"].mean()) if len(out) else None,
         positive_rate=float(out["decision"].mean()) if threshold is not None and len(out) else None,
         threshold=threshold,
+        explained=0 if explained is None else len(explained.rows),
     )
 
 

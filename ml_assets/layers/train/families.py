@@ -8,6 +8,8 @@ take the `model_matrix` frame, so they see identical columns.
 from __future__ import annotations
 
 import itertools
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -52,6 +54,40 @@ def grid(family: Family, task: Task) -> list[dict[str, Any]]:
         dict(zip(names, values, strict=True))
         for values in itertools.product(*(axes[n] for n in names))
     ]
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One parameter's range for a sampling search (Optuna): the box the grid spans."""
+
+    low: float
+    high: float
+    integer: bool
+    step: int | None = None  # integers only; None with `log`
+    log: bool = False
+
+
+def space(family: Family, task: Task) -> dict[str, Axis]:
+    """The family's search box, derived from its grid so both searches cover the same ranges.
+
+    Integers keep the grid's common spacing (n_estimators 100..300 by 100); an axis spanning a
+    factor of 10 or more is searched on a log scale (learning rates, penalties), where equal
+    ratios matter rather than equal differences.
+    """
+    axes = GRIDS["xgboost"] if family == "xgboost" else GRIDS[f"linear_{task}"]
+    out: dict[str, Axis] = {}
+    for name in sorted(axes):
+        values = sorted(axes[name])
+        low, high = values[0], values[-1]
+        log = low > 0 and high / low >= 10
+        if all(isinstance(v, int) for v in values):
+            step = (
+                math.gcd(*(b - a for a, b in itertools.pairwise(values))) if len(values) > 1 else 1
+            )
+            out[name] = Axis(low, high, True, None if log else step, log)
+        else:
+            out[name] = Axis(float(low), float(high), False, None, log)
+    return out
 
 
 def make_model(

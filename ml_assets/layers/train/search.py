@@ -3,7 +3,9 @@
 The budget is a number of parameter sets drawn from a fixed grid with a seeded RNG, so the same
 spec, seed and rows give the same trials, the same winner and the same metrics. `halving` tries
 the same draws on growing slices of the most recent training rows (the rows closest to the
-validation period) and keeps the better half each round.
+validation period) and keeps the better half each round. `optuna` samples the grid's box with
+TPE and prunes XGBoost trials on their boosting rounds (`optuna_search.py`); its budget counts
+trials, pruned ones included.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 
 from ml_assets.core.matrix import FeatureSchema
 from ml_assets.core.metrics import PRIMARY, better, higher_is_better
@@ -26,24 +27,10 @@ from ml_assets.layers.train.families import (
     make_model,
     metrics,
 )
+from ml_assets.layers.train.optuna_search import optuna_search
+from ml_assets.layers.train.trials import Split, Trial
 
 MIN_HALVING_ROWS = 200
-
-
-@dataclass(frozen=True)
-class Split:
-    """One split in model form: the matrix, the label and the row keys."""
-
-    X: pd.DataFrame
-    y: np.ndarray
-    keys: np.ndarray
-
-
-@dataclass(frozen=True)
-class Trial:
-    params: dict[str, Any]
-    train_rows: int
-    validation: dict[str, float]
 
 
 @dataclass
@@ -58,6 +45,7 @@ class FamilyResult:
     validation_pred: np.ndarray
     trials: list[Trial] = field(default_factory=list)
     seconds: float = 0.0
+    search: dict[str, str] = field(default_factory=dict)  # how the search ran (tracking tags)
 
     def primary(self, task: Task) -> float:
         return self.validation_metrics[PRIMARY[task]]
@@ -96,12 +84,17 @@ def search_family(
     train: Split,
     valid: Split,
     *,
-    method: Literal["random", "halving"],
+    method: Literal["random", "halving", "optuna"],
     budget: int,
     seed: int,
 ) -> FamilyResult:
     """Try `budget` parameter sets, keep the best on validation (ties: the earlier draw)."""
     started = time.perf_counter()
+    if method == "optuna":
+        (model, trial, pred), trials, notes = optuna_search(
+            family, task, schema, train, valid, budget=budget, seed=seed
+        )
+        return _result(family, task, train, model, trial, pred, trials, started, notes)
     metric = PRIMARY[task]
     candidates = draw(family, task, budget, seed)
     trials: list[Trial] = []
@@ -131,6 +124,20 @@ def search_family(
     if best is None:
         raise ValueError(f"no parameter sets to try for {family}: search budget is {budget}")
     model, trial, pred = best
+    return _result(family, task, train, model, trial, pred, trials, started, {})
+
+
+def _result(
+    family: Family,
+    task: Task,
+    train: Split,
+    model: Any,
+    trial: Trial,
+    pred: np.ndarray,
+    trials: list[Trial],
+    started: float,
+    notes: dict[str, str],
+) -> FamilyResult:
     return FamilyResult(
         family=family,
         params=trial.params,
@@ -140,4 +147,5 @@ def search_family(
         validation_pred=pred,
         trials=trials,
         seconds=time.perf_counter() - started,
+        search=notes,
     )

@@ -2,11 +2,12 @@
 
 Layout, the same for every dataset: experiment `ml_assets/<dataset>`; one parent run per
 materialization of `<dataset>/model_candidate`; one nested child run per model family holding
-that family's search (trials as step-wise metrics and a JSON table), its best parameters and
-metrics, and its model. Only the winning family's model is registered; a binary winner's model
-carries its calibration and decision threshold in its metadata (`core/scores.py`), and its run
-the validation log loss before and after calibration. Every run carries tags that lead back to
-the Dagster run and asset that made it.
+that family's search (trials as step-wise metrics and a JSON table; under Optuna, pruned trials
+marked as such and the sampler and pruner as tags), its best parameters and metrics, and its
+model. Only the winning family's model is registered; a binary winner's model carries its
+calibration and decision threshold in its metadata (`core/scores.py`), and its run the validation
+log loss before and after calibration. Every run carries tags that lead back to the Dagster run
+and asset that made it.
 """
 
 from __future__ import annotations
@@ -244,15 +245,23 @@ def log_candidate(
                 )
                 if chosen:
                     mlflow.set_tags(calibration_tags(candidate))
+                mlflow.set_tags(result.search)
                 for step, trial in enumerate(result.trials):
-                    mlflow.log_metrics(_prefixed("trial_validation_", trial.validation), step=step)
-                mlflow.log_dict(
-                    [
-                        {"params": t.params, "train_rows": t.train_rows, "validation": t.validation}
-                        for t in result.trials
-                    ],
-                    "search_trials.json",
+                    # A pruned trial has no final metrics: only its state is logged at its step.
+                    mlflow.log_metrics(
+                        {
+                            **_prefixed("trial_validation_", trial.validation),
+                            "trial_pruned": float(trial.state == "pruned"),
+                        },
+                        step=step,
+                    )
+                mlflow.log_metrics(
+                    {
+                        "search_trials": len(result.trials),
+                        "search_trials_pruned": sum(t.state == "pruned" for t in result.trials),
+                    }
                 )
+                mlflow.log_dict([t.to_dict() for t in result.trials], "search_trials.json")
                 mlflow.log_input(dataset, context="training", tags=input_tags)
                 signature = infer_signature(
                     feature_frame, result.validation_pred[: len(feature_frame)]

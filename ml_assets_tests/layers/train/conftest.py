@@ -43,9 +43,10 @@ training:
   window_days: {window_days}
   split: {{validation_days: 7, test_days: 7}}
   seed: 7
-  search: {{method: {method}, budget: 3}}
+  search: {{method: {method}, budget: {budget}}}
   models: {models}
 evaluation: {evaluation}
+scoring: {scoring}
 """
 
 START = dt.date(2024, 1, 1)
@@ -60,7 +61,9 @@ def write_spec(
     window_days: int = 30,
     method: str = "random",
     models: str = "[xgboost, linear]",
+    budget: int = 3,
     evaluation: str = "{floor: 0.5}",
+    scoring: str = "{}",
 ) -> DatasetSpec:
     path = home / "specs" / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,8 +73,10 @@ def write_spec(
             kind=kind,
             window_days=window_days,
             method=method,
+            budget=budget,
             models=models,
             evaluation=evaluation,
+            scoring=scoring,
         )
     )
     return load_spec(path)
