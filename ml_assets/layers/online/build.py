@@ -97,7 +97,7 @@ def build_snapshot(
         pq.write_table(table, directory / "lookups" / f"{name}.parquet")
         lookups[name] = table.num_rows
     provenance = None
-    if table_exists(cur, spec.name, "predictions"):
+    if table_exists(conn.cursor(), spec.name, "predictions"):
         sql = render(
             SQL / "provenance.sql",
             predictions_table=spec.names.table("predictions"),
