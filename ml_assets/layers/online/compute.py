@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ml_assets.core.spec import DatasetSpec
@@ -114,6 +115,8 @@ class OnlineFeatures:
         }
         self._db = duckdb.connect()
         self._db.execute("SET TimeZone = 'UTC'")
+        # A request is a few rows: one thread avoids waking a pool per query.
+        self._db.execute("SET threads = 1")
         self._db.execute(f"CREATE SCHEMA {spec.names.schema}")
         for name in spec.lookups:
             self._db.execute(
@@ -158,7 +161,7 @@ class OnlineFeatures:
             ),
         )
 
-    def _raw_frame(self, rows: list[dict]) -> pd.DataFrame:
+    def _raw_frame(self, rows: list[dict]) -> pa.Table:
         errors = []
         for i, row in enumerate(rows):
             if not isinstance(row, dict):
@@ -173,11 +176,11 @@ class OnlineFeatures:
                     errors.append(FieldError(i, field, "must be a string, number or boolean"))
         if errors:
             raise RequestError(errors)
-        columns = list(self.spec.contract.columns)
-        data = {c: [_text(row.get(c)) for row in rows] for c in columns}
-        frame = pd.DataFrame(data, columns=columns, dtype="object")
-        frame.insert(0, "_row", np.arange(len(rows), dtype="int64"))
-        return frame
+        # Arrow text columns: DuckDB scans them as VARCHAR without sniffing Python objects.
+        data = {"_row": pa.array(np.arange(len(rows), dtype="int64"))}
+        for c in self.spec.contract.columns:
+            data[c] = pa.array([_text(row.get(c)) for row in rows], type=pa.string())
+        return pa.table(data)
 
     def _contract_errors(self, cur: duckdb.DuckDBPyConnection) -> list[FieldError]:
         cols = self.spec.contract.columns
