@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 UV := $(VENV)/bin/uv
 export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 
-.PHONY: run test test-fast dev dg-dev check-defs mlflow-ui lint bench clean-state reap
+.PHONY: run test test-fast dev dg-dev check-defs mlflow-ui serve lint bench clean-state reap
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH" >&2; exit 1; }
@@ -56,6 +56,11 @@ reap: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 mlflow-ui: $(STAMP)
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///data/mlflow/mlflow.db --port 5000
 
+# Online predictions for every dataset with a champion and an online snapshot, on 127.0.0.1:8000
+# (`make serve HOST=0.0.0.0 PORT=9000` needs ML_ASSETS_API_TOKEN; see README, Serving).
+serve: $(STAMP)
+	$(PY) -m ml_assets.serving $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -64,4 +69,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
 clean-state:
-	rm -rf data/warehouse data/mlflow data/reports data/dagster_home data/cache
+	rm -rf data/warehouse data/mlflow data/reports data/dagster_home data/cache data/online

@@ -19,6 +19,7 @@ from ml_assets.layers.features.checks import build_features_checks
 from ml_assets.layers.ingest.assets import build_raw_asset
 from ml_assets.layers.ingest.checks import build_raw_checks
 from ml_assets.layers.monitor.assets import build_monitor_assets
+from ml_assets.layers.online.assets import build_online_assets
 from ml_assets.layers.promote.assets import build_promote_assets
 from ml_assets.layers.score.assets import build_score_assets, build_score_checks
 from ml_assets.layers.train.assets import build_train_assets
@@ -73,6 +74,17 @@ def build_dataset_defs(spec: DatasetSpec) -> dg.Definitions:
         )
     ]
     assets = list(daily)
+    if spec.features is not None:
+        # Unpartitioned: each run publishes one snapshot as of the newest features day.
+        online = _eager(build_online_assets(spec))
+        jobs.append(
+            _job(
+                names.job("online"),
+                online,
+                "online feature snapshot (data/online/), published if training/serving parity holds.",
+            )
+        )
+        assets += online
     if spec.has_model_layers:
         training = (
             build_train_assets(spec) + build_evaluate_assets(spec) + build_promote_assets(spec)

@@ -9,7 +9,17 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "ml_assets"
 # Upstream first: a layer may import from itself, from core and from the layers before it.
-LAYER_ORDER = ("ingest", "validate", "features", "train", "evaluate", "promote", "score", "monitor")
+LAYER_ORDER = (
+    "ingest",
+    "validate",
+    "features",
+    "online",
+    "train",
+    "evaluate",
+    "promote",
+    "score",
+    "monitor",
+)
 
 
 def imported_modules(path: Path) -> set[str]:

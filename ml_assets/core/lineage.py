@@ -22,6 +22,8 @@ LAYER_INPUTS: dict[str, tuple[str, ...]] = {
     "ingest": ("name", "source", "partitions", "event_time", "contract"),
     "validate": ("name", "event_time", "label", "contract", "quality"),
     "features": ("name", "lookups", "label", "features"),
+    # The request path types fields with the contract and derives the event time and key.
+    "online": ("name", "lookups", "event_time", "label", "contract", "features"),
     # The threshold policy is applied at training time, on validation (train/threshold.py).
     "train": ("name", "label", "features", "training", "evaluation.threshold"),
     "evaluate": (

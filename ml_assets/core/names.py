@@ -23,6 +23,7 @@ ASSETS = (
     "quarantine",
     "reference_tables",
     "features",
+    "online_features",
     "training_set",
     "model_candidate",
     "model_evaluation",

@@ -1,0 +1,1 @@
+"""The online feature store: what serving needs to compute a request's features at request time."""

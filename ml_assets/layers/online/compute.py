@@ -1,0 +1,282 @@
+"""Request-time features from a snapshot: raw fields in, the model's feature row out.
+
+The same definitions as the offline build, computed another way, so the parity check can catch
+the two drifting apart:
+  - fields are typed and checked with the contract's own casts and rules (`validate/contract.py`)
+    on a private in-memory DuckDB, so a request is refused for exactly what would quarantine it;
+  - `column` and `calendar` features and the hand-written feature SQL run on that DuckDB over the
+    request's rows and the snapshot's lookups (the SQL reads only the row and the lookups; one
+    that read other rows of `{validated}` would fail the parity check);
+  - window features are aggregates over slices of the snapshot's per-entity streams, in NumPy.
+Nothing here opens the warehouse.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ml_assets.core.spec import DatasetSpec
+from ml_assets.core.sql import ident, render
+from ml_assets.layers.features.declared import expression
+from ml_assets.layers.features.query import load_feature_files, parameters, render_file
+from ml_assets.layers.ingest.files import event_time_sql
+from ml_assets.layers.online.build import entity_expr
+from ml_assets.layers.online.schema import OnlineSchema, WindowFeature
+from ml_assets.layers.online.store import read_manifest
+from ml_assets.layers.validate.contract import reason_exprs, typed_expr, typed_name
+
+SQL = Path(__file__).parent / "sql"
+
+_RULES = {
+    "null": "required field is missing or null",
+    "type": "not a valid {type}",
+    "not_finite": "must be a finite number",
+    "range": "outside the allowed range [{min}, {max}]",
+    "allowed": "not one of the allowed values {allowed}",
+    "tz_missing": "a timestamp with a UTC offset is required",
+}
+
+
+@dataclass(frozen=True)
+class FieldError:
+    row: int
+    field: str
+    error: str
+
+
+class RequestError(ValueError):
+    """A request the contract refuses; `errors` name each row and field."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        first = errors[0]
+        super().__init__(f"row {first.row}: field '{first.field}': {first.error}")
+
+
+@dataclass
+class _Stream:
+    index: dict[str, tuple[int, int]]
+    t: np.ndarray
+    lag: np.ndarray
+    v: np.ndarray
+    key: np.ndarray
+
+
+def _load_stream(path: Path) -> _Stream:
+    table = pq.read_table(path)
+    entity = table.column("_entity").to_numpy(zero_copy_only=False)
+    index: dict[str, tuple[int, int]] = {}
+    if len(entity):
+        starts = np.flatnonzero(np.r_[True, entity[1:] != entity[:-1]])
+        stops = np.r_[starts[1:], len(entity)]
+        index = {entity[a]: (int(a), int(b)) for a, b in zip(starts, stops, strict=True)}
+    return _Stream(
+        index=index,
+        t=table.column("_t").to_numpy(),
+        lag=table.column("_lag").to_numpy(),
+        v=table.column("_v").to_numpy().astype("float64"),
+        key=table.column("_key").to_numpy(zero_copy_only=False),
+    )
+
+
+def _text(value: object) -> str | None:
+    """A JSON value as the raw layer holds it: text (booleans as DuckDB casts them)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return str(value)
+
+
+class OnlineFeatures:
+    """One published snapshot, loaded: computes features for batches of raw request rows.
+
+    Safe to share between threads: each call works on its own DuckDB cursor.
+    """
+
+    def __init__(self, spec: DatasetSpec, snapshot: Path) -> None:
+        self.spec = spec
+        self.snapshot = snapshot
+        self.manifest = read_manifest(snapshot)
+        self.schema = OnlineSchema.from_dict(self.manifest["schema"])
+        self.streams = {
+            s.name: _load_stream(snapshot / "streams" / f"{s.name}.parquet")
+            for s in self.schema.streams
+        }
+        self._db = duckdb.connect()
+        self._db.execute("SET TimeZone = 'UTC'")
+        # A request is a few rows: one thread avoids waking a pool per query.
+        self._db.execute("SET threads = 1")
+        self._db.execute(f"CREATE SCHEMA {spec.names.schema}")
+        for name in spec.lookups:
+            self._db.execute(
+                f"CREATE TABLE {spec.names.ref_table(name)} AS SELECT * FROM read_parquet($path)",
+                {"path": str(snapshot / "lookups" / f"{name}.parquet")},
+            )
+        self._sql_files = [f for f in load_feature_files(spec) if not f.generated]
+        self.fields = set(self.schema.required) | set(self.schema.optional)
+        self._prepare_sql()
+
+    def _prepare_sql(self) -> None:
+        cols = self.spec.contract.columns
+        labels = set(self.schema.label_fields)
+        reasons = [e for c, col in cols.items() if c not in labels for e in reason_exprs(c, col)]
+        self._typed_sql = render(
+            SQL / "request_typed.sql",
+            typed_columns=", ".join(
+                f"{typed_expr(c, col)} AS {typed_name(c)}" for c, col in cols.items()
+            ),
+            reason_exprs=",\n        ".join(reasons),
+            typed_as_names=", ".join(f"{typed_name(c)} AS {ident(c)}" for c in cols),
+        )
+        self._validated_sql = render(
+            SQL / "request_validated.sql",
+            event_time=event_time_sql(self.spec),
+            key_columns=", ".join(ident(k) for k in self.spec.contract.unique_key),
+        )
+        by_stream = {s.name: s.by for s in self.schema.streams}
+        row_features = {c: f for c, f in self.spec.features.declared.items() if f.window is None}
+        types = {
+            c: "DOUBLE" if k == "numeric" else "VARCHAR" for c, k in self.schema.features.items()
+        }
+        self._types = types
+        self._rows_sql = render(
+            SQL / "request_rows.sql",
+            entities="".join(
+                f", {entity_expr(by)} AS {ident('_e_' + name)}" for name, by in by_stream.items()
+            ),
+            row_features="".join(
+                f", CAST({expression(f, {})} AS {types[c]}) AS {ident(c)}"
+                for c, f in row_features.items()
+            ),
+        )
+
+    def _raw_frame(self, rows: list[dict]) -> pa.Table:
+        errors = []
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                errors.append(FieldError(i, "*", "a row must be an object of field: value"))
+                continue
+            for field, value in row.items():
+                if field in self.schema.label_fields:
+                    errors.append(FieldError(i, field, "the label is not a request field"))
+                elif field not in self.fields:
+                    errors.append(FieldError(i, field, "unknown field"))
+                elif value is not None and not isinstance(value, str | int | float | bool):
+                    errors.append(FieldError(i, field, "must be a string, number or boolean"))
+        if errors:
+            raise RequestError(errors)
+        # Arrow text columns: DuckDB scans them as VARCHAR without sniffing Python objects.
+        data = {"_row": pa.array(np.arange(len(rows), dtype="int64"))}
+        for c in self.spec.contract.columns:
+            data[c] = pa.array([_text(row.get(c)) for row in rows], type=pa.string())
+        return pa.table(data)
+
+    def _contract_errors(self, cur: duckdb.DuckDBPyConnection) -> list[FieldError]:
+        cols = self.spec.contract.columns
+        errors = []
+        for row, reasons in cur.execute(
+            "SELECT _row, _reasons FROM _request_typed WHERE len(_reasons) > 0 ORDER BY _row"
+        ).fetchall():
+            for reason in reasons:
+                rule, _, field = reason.partition(":")
+                col = cols[field]
+                message = _RULES[rule].format(
+                    type=col.type, min=col.min, max=col.max, allowed=col.allowed
+                )
+                errors.append(FieldError(row, field, message))
+        return errors
+
+    def features(self, rows: list[dict]) -> pd.DataFrame:
+        """One feature row per request row, in order: `_key`, `_event_time`, every feature.
+
+        Raises RequestError naming the row and field for anything the contract refuses.
+        """
+        if not rows:
+            raise RequestError([FieldError(0, "*", "no rows given")])
+        raw = self._raw_frame(rows)
+        cur = self._db.cursor()
+        try:
+            cur.register("_request_raw", raw)
+            cur.execute(self._typed_sql)
+            errors = self._contract_errors(cur)
+            if errors:
+                raise RequestError(errors)
+            try:
+                cur.execute(self._validated_sql)
+            except duckdb.Error:
+                raise RequestError(
+                    [FieldError(0, "*", "the event time cannot be computed from these fields")]
+                ) from None
+            base = cur.execute(self._rows_sql).df()
+            missing = base.index[base["_event_time"].isna()]
+            if len(missing):
+                raise RequestError(
+                    [FieldError(int(i), "*", "no event time from these fields") for i in missing]
+                )
+            dupes = base["_key"].duplicated(keep="first")
+            if dupes.any():
+                raise RequestError(
+                    [
+                        FieldError(int(i), "*", "duplicate key in the batch")
+                        for i in base.index[dupes]
+                    ]
+                )
+            start, end = base["_partition_date"].min(), base["_partition_date"].max()
+            start, end = pd.Timestamp(start).date(), pd.Timestamp(end).date()
+            for file in self._sql_files:
+                sql = render_file(file, self.spec, "_request_validated")
+                part = cur.execute(sql, parameters(sql, self.spec, start, end)).df()
+                keep = ["_key", *(c for c in part.columns if c in self._types)]
+                base = base.merge(part[keep], on="_key", how="left")
+        finally:
+            cur.close()
+        t = base["_t"].to_numpy("int64")
+        keys = base["_key"].to_numpy(dtype=object)
+        for window in self.schema.windows:
+            stream = next(s for s in self.schema.streams if s.name == window.stream)
+            base[window.name] = self._window(
+                window, base[f"_e_{stream.name}"].to_numpy(dtype=object), t, keys
+            )
+        out = base[["_key", "_event_time", *self.schema.features]].copy()
+        for column, kind in self.schema.features.items():
+            if kind == "numeric":
+                out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
+            else:
+                out[column] = out[column].astype("object").where(out[column].notna(), None)
+        return out
+
+    def _window(
+        self, window: WindowFeature, entities: np.ndarray, t: np.ndarray, keys: np.ndarray
+    ) -> np.ndarray:
+        """The aggregate of each row's entity's values with time in [t - reach, t - end_gap]."""
+        s = self.streams[window.stream]
+        out = np.full(len(t), np.nan)
+        for i, entity in enumerate(entities):
+            lo, hi = s.index.get(entity, (0, 0))
+            times = s.t[lo:hi]
+            a = lo + int(np.searchsorted(times, t[i] - window.reach_us, side="left"))
+            b = lo + int(np.searchsorted(times, t[i] - window.end_gap_us, side="right"))
+            values = s.v[a:b]
+            keep = np.ones(b - a, dtype=bool)
+            if window.max_lag_us is not None:
+                keep &= s.lag[a:b] <= window.max_lag_us
+            if window.exclude_self:
+                keep &= s.key[a:b] != keys[i]
+            n = int(keep.sum())
+            if window.agg == "count":
+                out[i] = n
+            elif n:
+                total = float(values[keep].sum())
+                out[i] = total if window.agg == "sum" else total / n
+        return out

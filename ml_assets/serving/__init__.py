@@ -1,0 +1,1 @@
+"""Online serving: the champion of every dataset behind HTTP, fed by the online feature store."""
