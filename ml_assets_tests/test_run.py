@@ -181,7 +181,9 @@ def test_main_job_replays_every_dataset_end_to_end(
     # Why it got its score: the explanation stored with the prediction, in log-odds.
     why = chain["explanation"]
     assert (why["_key"], why["_partition_date"]) == (key, day)
-    assert why["model_version"] == chain["model"]["version"] and why["method"] == "tree_shap"
+    assert why["model_version"] == chain["model"]["version"]
+    methods = {"xgboost": "tree_shap", "linear": "coef_x_standardized"}
+    assert why["method"] == methods[chain["model"]["family"]]
     assert why["margin_units"] == "log_odds" and len(why["top_contributions"]) == 5
     picked = sum(t["contribution"] for t in why["top_contributions"])
     assert why["base_margin"] + picked + why["other_contribution"] == pytest.approx(
