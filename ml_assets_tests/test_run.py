@@ -182,7 +182,7 @@ def test_main_job_replays_every_dataset_end_to_end(
     why = chain["explanation"]
     assert (why["_key"], why["_partition_date"]) == (key, day)
     assert why["model_version"] == chain["model"]["version"]
-    methods = {"xgboost": "tree_shap", "linear": "coef_x_standardized"}
+    methods = {"xgboost": "saabas", "linear": "coef_x_standardized"}
     assert why["method"] == methods[chain["model"]["family"]]
     assert why["margin_units"] == "log_odds" and len(why["top_contributions"]) == 5
     picked = sum(t["contribution"] for t in why["top_contributions"])

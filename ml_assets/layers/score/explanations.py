@@ -3,9 +3,10 @@
 So an auditor can ask "why did row X get score S" of the warehouse, every prediction gets one
 row in `<ds>.explanations`: the K features that moved the raw model output most (by
 |contribution|), each with the value the model saw, plus the base value, the sum of the other
-features' contributions and the raw margin they add up to. TreeSHAP for XGBoost (or, with
-`scoring.xgboost_contributions: saabas`, its cheaper path attributions), coefficient x
-standardized input for the linear pipeline (`layers/evaluate/explain.py`).
+features' contributions and the raw margin they add up to. For XGBoost, its path attributions
+by default (`scoring.xgboost_contributions: saabas`: exact TreeSHAP costs ~25x more per row) or
+TreeSHAP (`tree_shap`); coefficient x standardized input for the linear pipeline
+(`layers/evaluate/explain.py`).
 
 Units: the raw model's margin, before calibration: log-odds for a binary model (the served score
 of a calibrated version is a monotone map of sigmoid(raw_margin), not the margin itself), label
