@@ -84,20 +84,25 @@ def cache_event_log_engines() -> None:
 
     @contextmanager
     def _connect(self: Any, shard: str) -> Iterator[Connection]:
-        with self._db_lock:
-            engines: dict[str, Engine] = self.__dict__.setdefault("_ml_assets_engines", {})
-            engine = engines.get(shard)
-            if engine is None:
-                engine = engines[shard] = sqlalchemy.create_engine(
-                    self.conn_string_for_shard(shard),
-                    poolclass=NullPool,
-                    connect_args={"timeout": sqlite_event_log.SQLITE_BUSY_TIMEOUT_SECONDS},
-                )
-            if shard not in self._initialized_dbs:
-                self._initdb(engine)
-                self._initialized_dbs.add(shard)
-            with engine.connect() as conn, conn.begin():
-                yield conn
+        with self._db_lock, shard_engine(self, shard).connect() as conn, conn.begin():
+            yield conn
 
     _connect._ml_assets_cached = True  # type: ignore[attr-defined]
     storage._connect = _connect  # type: ignore[method-assign]
+
+
+def shard_engine(storage: Any, shard: str) -> Engine:
+    """The storage's one engine for a shard file, its database created on first use. Call it
+    holding the storage's `_db_lock`, as Dagster's own `_connect` does."""
+    engines: dict[str, Engine] = storage.__dict__.setdefault("_ml_assets_engines", {})
+    engine = engines.get(shard)
+    if engine is None:
+        engine = engines[shard] = sqlalchemy.create_engine(
+            storage.conn_string_for_shard(shard),
+            poolclass=NullPool,
+            connect_args={"timeout": sqlite_event_log.SQLITE_BUSY_TIMEOUT_SECONDS},
+        )
+    if shard not in storage._initialized_dbs:
+        storage._initdb(engine)
+        storage._initialized_dbs.add(shard)
+    return engine
