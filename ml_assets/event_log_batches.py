@@ -40,6 +40,7 @@ import sqlalchemy as db
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, EVENT_TYPE_TO_PIPELINE_RUN_STATUS
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite import sqlite_event_log
+from dagster_shared.serdes import serialize_value
 from sqlalchemy.engine import Connection
 
 from ml_assets import sqlite_durability
@@ -53,9 +54,22 @@ from ml_assets.event_log_rows import (
 BATCH_SIZE = (
     1000  # DAGSTER_EVENT_BATCH_SIZE unless set: events per transaction in Dagster's batches
 )
-MIRRORED = ASSET_EVENTS | ASSET_CHECK_EVENTS | set(EVENT_TYPE_TO_PIPELINE_RUN_STATUS)
+# Event types as stored (`event_type_value`): which rows the index shard mirrors, and of what.
+ASSET_KINDS = {t.value for t in ASSET_EVENTS}
+CHECK_KINDS = {t.value for t in ASSET_CHECK_EVENTS}
+MIRRORED = ASSET_KINDS | CHECK_KINDS | {t.value for t in EVENT_TYPE_TO_PIPELINE_RUN_STATUS}
+PLANNED = dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED.value
+MATERIALIZATION = dg.DagsterEventType.ASSET_MATERIALIZATION.value
+CHECK_PLANNED = dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED.value
+_DIRECT = {
+    PLANNED,
+    MATERIALIZATION,
+    CHECK_PLANNED,
+    dg.DagsterEventType.ASSET_CHECK_EVALUATION.value,
+}
 _NEEDED = (
     "_event_to_row",
+    "_event_insert_timestamp",
     "_store_asset_event_tags",
     "_get_asset_entry_values",
     "_update_asset_check_evaluation",
@@ -145,7 +159,7 @@ def install() -> None:
 
 def _write(storage: Any, shards: _Shards, events: list[EventLogEntry]) -> None:
     """What `SqliteEventLogStorage.store_event` does for each event, table by table."""
-    rows = [storage._event_to_row(e) for e in events]  # serialized once, reused below
+    rows = [_row(storage, e) for e in events]  # each event serialized once, its JSON reused below
     by_run: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_run.setdefault(row["run_id"], []).append(row)
@@ -153,19 +167,47 @@ def _write(storage: Any, shards: _Shards, events: list[EventLogEntry]) -> None:
         shards.connection(run_id).execute(
             sqlite_event_log.SqlEventLogStorageTable.insert(), run_rows
         )
-    mirrored = [(e, r) for e, r in zip(events, rows, strict=True) if _kind(e) in MIRRORED]
+    mirrored = [
+        (e, r) for e, r in zip(events, rows, strict=True) if r["dagster_event_type"] in MIRRORED
+    ]
     if not mirrored:
         return
     index = shards.connection(sqlite_event_log.INDEX_SHARD_NAME)
     ids = _insert_mirrored(index, [r for _, r in mirrored])
     stored = [(e, r, i) for (e, r), i in zip(mirrored, ids, strict=True)]
-    assets = [(e, i) for e, _, i in stored if _kind(e) in ASSET_EVENTS]
+    assets = [(e, r, i) for e, r, i in stored if r["dagster_event_type"] in ASSET_KINDS]
     if assets:
-        storage._store_asset_event_tags(index, [e for e, _ in assets], [i for _, i in assets])
+        storage._store_asset_event_tags(index, [e for e, _, _ in assets], [i for *_, i in assets])
         store_asset_keys(storage, index, assets)
-    checks = [(e, r, i) for e, r, i in stored if _kind(e) in ASSET_CHECK_EVENTS]
+    checks = [(e, r, i) for e, r, i in stored if r["dagster_event_type"] in CHECK_KINDS]
     if checks:
         _store_checks(storage, index, checks)
+
+
+def _row(storage: Any, event: EventLogEntry) -> dict[str, Any]:
+    """`_event_to_row` (the `event_logs` columns), with the asset key and partition read straight
+    from the event data for the kinds a range run logs by the thousand: Dagster's properties
+    build the event type enum up to a dozen times per call."""
+    dagster_event = event.dagster_event
+    kind = dagster_event.event_type_value if dagster_event else None
+    if kind not in _DIRECT:
+        return storage._event_to_row(event)
+    data = dagster_event.event_specific_data
+    if kind == PLANNED:
+        key, partition = data.asset_key, data.partition
+    elif kind == MATERIALIZATION:
+        key, partition = data.materialization.asset_key, data.materialization.partition
+    else:  # check events: Dagster gives them no asset key or partition column
+        key, partition = None, None
+    return {
+        "run_id": event.run_id,
+        "event": serialize_value(event),
+        "dagster_event_type": kind,
+        "timestamp": storage._event_insert_timestamp(event),
+        "step_key": dagster_event.step_key,
+        "asset_key": key.to_string() if key else None,
+        "partition": partition or None,
+    }
 
 
 def _insert_mirrored(index: Connection, rows: list[dict[str, Any]]) -> list[int]:
@@ -203,11 +245,7 @@ def _store_checks(
 
 def _check_path(item: tuple[EventLogEntry, dict[str, Any], int]) -> str:
     event = item[0]
-    if _kind(event) == dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED:
+    if item[1]["dagster_event_type"] == CHECK_PLANNED:
         return "planned"
     partition = getattr(event.get_dagster_event().event_specific_data, "partition", None)
     return "partition" if event.run_id and partition is not None else "other"
-
-
-def _kind(event: EventLogEntry) -> dg.DagsterEventType | None:
-    return event.dagster_event_type if event.is_dagster_event else None

@@ -18,7 +18,7 @@ IN_CHUNK = 1000  # ids per `IN (...)`, far below SQLite's limit on bound variabl
 
 
 def store_asset_keys(
-    storage: Any, conn: Connection, events: Sequence[tuple[EventLogEntry, int]]
+    storage: Any, conn: Connection, events: Sequence[tuple[EventLogEntry, dict[str, Any], int]]
 ) -> None:
     """The `asset_keys` row of each asset in the batch, as after `_store_asset_event` of every
     event in order. Each event type sets a fixed set of columns (a materialization its record,
@@ -27,17 +27,16 @@ def store_asset_keys(
     applied in order, writes exactly that, with one upsert per asset instead of one per event."""
     has_index_cols = storage._has_asset_key_index_cols_on_connection(conn)
     last: dict[tuple[str, str], int] = {}
-    for n, (event, _) in enumerate(events):
-        key = event.get_dagster_event().asset_key
-        if key is not None:
-            last[(key.to_string(), event.get_dagster_event().event_type_value)] = n
+    for n, (_, row, _) in enumerate(events):
+        if row["asset_key"] is not None:
+            last[(row["asset_key"], row["dagster_event_type"])] = n
     per_asset: dict[str, list[int]] = {}
     for (key, _), n in last.items():
         per_asset.setdefault(key, []).append(n)
     for key, positions in per_asset.items():
         values: dict[str, Any] = {}
         for n in sorted(positions):
-            event, event_id = events[n]
+            event, _, event_id = events[n]
             values.update(storage._get_asset_entry_values(event, event_id, has_index_cols))
         if not values:
             continue
