@@ -1,11 +1,14 @@
 """Dagster's SQLite event log writes a batch of events in one transaction per shard file.
 
-Why: a single-run backfill over N daily partitions logs about 18 events per day (a planned and a
-done materialization per asset, one record per daily check), and Dagster 1.13.27's SQLite event
-log stores each on its own: 3-5 connections, 4-8 SQLAlchemy statements built and compiled, the
-event serialized 2-3 times. Measured on the 2-core box with `sqlite_durability` already installed:
-about 4 ms an event, so 5,698 one-row days of the data layers took over 400 s, where the rows
-themselves take a second (issue 13).
+Why: a single-run backfill over N daily partitions logs 12 events per day for raw ->
+validated/quarantine (a planned and a done materialization per asset, one record per daily
+check; 18 with features), and Dagster 1.13.27's SQLite event log stores each on its own: 3-5
+connections, 4-8 SQLAlchemy statements built and compiled, the event serialized 2-3 times (and a
+planned check once per partition). Measured on the 2-core box (load 2.5), `sqlite_durability`
+already installed: 131 ms per one-row day, about 11 ms an event, so 5,698 days took about 750 s
+where a DuckDB script takes half a second (issue 13). With batches: 5.3 ms per day (48 s for the
+5,698 days, `benchmarks` figure `many_small_partitions`); what is left is mostly Dagster building
+and serializing the events.
 
 What changes, and what does not:
 - `SqliteEventLogStorage.store_event_batch` writes a batch as `store_event` writes each event,

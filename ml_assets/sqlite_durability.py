@@ -15,9 +15,10 @@ per event), and an engine's compiled-statement cache dies with it, so every INSE
 compiled again, each time. `install` keeps one engine per shard file instead (still `NullPool`:
 each use opens and closes its own SQLite connection, exactly as before, so other processes see
 the same locking). Measured on the 2-core box, data layers over 60 days (1,221 events): 37-40 s
-of CPU before, 27-29 s after; a year's backfill logs 7,016 events. `DAGSTER_EVENT_BATCH_SIZE`
-does not help here: the SQLite storage stores a batch one event at a time (the base class's
-`store_event_batch`), and check evaluations, most of a range run's events, are never batched.
+of CPU before, 27-29 s after; a year's backfill logs 7,016 events. Dagster's SQLite storage
+stores even a batch one event at a time (the base class's `store_event_batch`), and never batches
+check evaluations: `ml_assets.event_log_batches` gives it real batches (one transaction per
+shard), which is where most of a range run's event cost went.
 """
 
 from __future__ import annotations
