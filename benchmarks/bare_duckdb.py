@@ -78,7 +78,7 @@ def feature_sql(spec: DatasetSpec) -> str:
     return text.format(validated="validated", **{f"ref_{n}": f"ref_{n}" for n in spec.lookups})
 
 
-def _bound(sql: str, values: dict[str, object]) -> dict[str, object]:
+def bound_params(sql: str, values: dict[str, object]) -> dict[str, object]:
     # Comments in the feature file mention parameters too; binding extras is harmless only if
     # they are used, so pass exactly the ones that appear (DuckDB rejects unused ones).
     code = re.sub(r"--[^\n]*", " ", sql)
@@ -128,7 +128,7 @@ def run(
             conn.execute("SET enable_progress_bar = false")
             if memory_limit:
                 conn.execute("SET memory_limit = $limit", {"limit": memory_limit})
-            conn.execute(validated, _bound(validated, values))
+            conn.execute(validated, bound_params(validated, values))
             for name, paths in lookup_paths.items():
                 csv = spec.lookups[name].csv
                 nulls = ", ".join(literal(s) for s in csv.null_strings)
@@ -143,7 +143,7 @@ def run(
                     {"paths": [str(p) for p in paths]},
                 )
             if features:
-                conn.execute(features, _bound(features, values))
+                conn.execute(features, bound_params(features, values))
             counts = {
                 "validated": conn.execute("SELECT count(*) FROM validated").fetchone()[0],
                 "features": (

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,8 +154,10 @@ def run_window(
     start: dt.date,
     end: dt.date,
     resources: dict[str, Any] | None = None,
+    assets: Sequence[dg.AssetKey] | None = None,
 ) -> GraphRun:
-    """One single-run backfill of [start, end] through raw -> validated -> features, with checks.
+    """One single-run backfill of [start, end] through raw -> validated -> features, with checks
+    (or only `assets` of the job, with theirs).
 
     Timed: `execute_in_process` only (definitions are built before the clock starts, as a code
     server builds them once).
@@ -170,6 +172,7 @@ def run_window(
                 tags={RANGE_START: start.isoformat(), RANGE_END: end.isoformat()},
                 raise_on_error=False,
                 resources=resources,
+                asset_selection=list(assets) if assets else None,
             )
     if not result.success:
         failures = [

@@ -75,9 +75,18 @@ def _bare(task: dict[str, Any]) -> dict[str, Any]:
     return run(*args)
 
 
+def _run(task: dict[str, Any]) -> dict[str, Any]:
+    if task["kind"].startswith("partitions_"):
+        from benchmarks import partitions
+
+        side = {"partitions_graph": partitions.run_graph, "partitions_duckdb": partitions.run_bare}
+        return side[task["kind"]](task)
+    return _graph(task) if task["kind"] == "graph" else _bare(task)
+
+
 def main() -> None:
     task = json.loads(sys.argv[1])
-    result = _graph(task) if task["kind"] == "graph" else _bare(task)
+    result = _run(task)
     result["peak_rss_bytes"] = peak_rss_bytes()
     print(json.dumps(result, default=str))
 

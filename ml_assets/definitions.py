@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import dagster as dg
 from dagster_shared.utils.warnings import BetaWarning
 
-from ml_assets import settings, sqlite_durability
+from ml_assets import event_log_batches, settings, sqlite_durability
 from ml_assets.automation.alerts import AlertWebhook
 from ml_assets.core.spec import DatasetSpec, load_specs
 from ml_assets.factory import build_dataset_defs
@@ -20,6 +20,7 @@ from ml_assets.resources.warehouse import warehouse_resource
 
 # Every process that loads the code location (run workers, `make run`) writes the instance.
 sqlite_durability.install()
+event_log_batches.install()
 
 
 def ignore_loader_warnings() -> None:

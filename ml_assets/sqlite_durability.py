@@ -15,9 +15,10 @@ per event), and an engine's compiled-statement cache dies with it, so every INSE
 compiled again, each time. `install` keeps one engine per shard file instead (still `NullPool`:
 each use opens and closes its own SQLite connection, exactly as before, so other processes see
 the same locking). Measured on the 2-core box, data layers over 60 days (1,221 events): 37-40 s
-of CPU before, 27-29 s after; a year's backfill logs 7,016 events. `DAGSTER_EVENT_BATCH_SIZE`
-does not help here: the SQLite storage stores a batch one event at a time (the base class's
-`store_event_batch`), and check evaluations, most of a range run's events, are never batched.
+of CPU before, 27-29 s after; a year's backfill logs 7,016 events. Dagster's SQLite storage
+stores even a batch one event at a time (the base class's `store_event_batch`), and never batches
+check evaluations: `ml_assets.event_log_batches` gives it real batches (one transaction per
+shard), which is where most of a range run's event cost went.
 """
 
 from __future__ import annotations
@@ -84,20 +85,25 @@ def cache_event_log_engines() -> None:
 
     @contextmanager
     def _connect(self: Any, shard: str) -> Iterator[Connection]:
-        with self._db_lock:
-            engines: dict[str, Engine] = self.__dict__.setdefault("_ml_assets_engines", {})
-            engine = engines.get(shard)
-            if engine is None:
-                engine = engines[shard] = sqlalchemy.create_engine(
-                    self.conn_string_for_shard(shard),
-                    poolclass=NullPool,
-                    connect_args={"timeout": sqlite_event_log.SQLITE_BUSY_TIMEOUT_SECONDS},
-                )
-            if shard not in self._initialized_dbs:
-                self._initdb(engine)
-                self._initialized_dbs.add(shard)
-            with engine.connect() as conn, conn.begin():
-                yield conn
+        with self._db_lock, shard_engine(self, shard).connect() as conn, conn.begin():
+            yield conn
 
     _connect._ml_assets_cached = True  # type: ignore[attr-defined]
     storage._connect = _connect  # type: ignore[method-assign]
+
+
+def shard_engine(storage: Any, shard: str) -> Engine:
+    """The storage's one engine for a shard file, its database created on first use. Call it
+    holding the storage's `_db_lock`, as Dagster's own `_connect` does."""
+    engines: dict[str, Engine] = storage.__dict__.setdefault("_ml_assets_engines", {})
+    engine = engines.get(shard)
+    if engine is None:
+        engine = engines[shard] = sqlalchemy.create_engine(
+            storage.conn_string_for_shard(shard),
+            poolclass=NullPool,
+            connect_args={"timeout": sqlite_event_log.SQLITE_BUSY_TIMEOUT_SECONDS},
+        )
+    if shard not in storage._initialized_dbs:
+        storage._initdb(engine)
+        storage._initialized_dbs.add(shard)
+    return engine

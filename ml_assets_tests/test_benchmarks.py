@@ -21,6 +21,7 @@ MEASURED_IN_QUICK = (
     "training_overhead",
     "scoring_throughput",
     "orchestration_floor",
+    "many_small_partitions",
 )
 
 # Slow tier (the benchmark harness in quick mode): `make test` runs it, `make test-fast` does not.
@@ -53,6 +54,7 @@ def test_quick_mode_writes_results_whose_baselines_did_the_same_work(tmp_path: P
         "scoring_throughput",
         "peak_memory_10x",
         "orchestration_floor",
+        "many_small_partitions",
     ]
     for name, fig in figures.items():
         if fig["status"] != "measured":
@@ -87,6 +89,14 @@ def test_quick_mode_writes_results_whose_baselines_did_the_same_work(tmp_path: P
 
     assert figures["incremental_day"]["details"]["verified"] is True
     assert figures["orchestration_floor"]["details"]["verified"] is True
+    # 60 one-row days in quick mode (5,698 in `make bench`), from `ml-assets init`'s spec; both
+    # sides kept the same rows in every layer, day by day, value by value.
+    partitions = figures["many_small_partitions"]["details"]
+    assert partitions["days"] == 60 and partitions["verified"] is True
+    rows = partitions["rows"]["graph"]
+    assert rows == partitions["rows"]["duckdb"]
+    assert rows["raw"] == 60 == rows["validated"] + rows["quarantine"] and rows["quarantine"] > 0
+    assert partitions["events_per_partition"] < 14  # 12 a day, plus the run's own
     drift = figures["drift"]["details"]
     assert drift["verdicts_agree"] and drift["drifted_ours"] == drift["drifted_evidently"]
 

@@ -4,14 +4,18 @@ Daily assets backfill as one run over a partition range (`BackfillPolicy.single_
 1.13.27 gives an `AssetCheckResult` a partition only from the step's single partition key
 (`AssetCheckResult.to_asset_check_evaluation` uses `step_context.partition_key`), which a range
 step has not: the check records one result for the window and the UI cannot say which day failed.
-So, with public APIs:
+So:
 
 - a daily check is partitioned like its asset (`partitions_def`, a preview parameter in
   1.13.27): a run then *plans* one evaluation per day of its range, and the UI shows the check's
   status per partition (GraphQL `AssetCheck.partitionStatuses`, null for unpartitioned checks);
-- inside a range, the check logs each day's own `AssetCheckEvaluation` (`context.log_event`) with
-  the day's partition and latest materialization (`record_days`). That resolves the day's planned
-  evaluation; a planned day never reported ends as skipped, or execution failed if the run failed;
+- inside a range, the check reports each day's own `AssetCheckEvaluation`, with the day's
+  partition and latest materialization (`record_days`). That resolves the day's planned
+  evaluation; a planned day never reported ends as skipped, or execution failed if the run failed.
+  The days go to the instance as one batch (`core.event_buffer`; the event `context.log_event`
+  would log, through `instance.report_dagster_event`): the step's logger and event stream cost
+  more per event than storing it, a range has one record per day and check, and only the run's
+  event log (the UI, the sensors) reads them, so an in-process result holds only the window's;
 - the check then returns its window's result as before, which Dagster stores without a partition.
   That result decides blocking, and it is what the retrain and alert sensors and the run summary
   read: a day's record carries `PART_OF_WINDOW` (`is_day_record`), so they can skip it.
@@ -23,6 +27,8 @@ logged; the day's values are merged into it instead, so every partition's record
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,12 +36,8 @@ from typing import Any, TypeVar
 
 import dagster as dg
 
-# Not re-exported at the top level, though `dg.AssetCheckEvaluation` takes it: without it a day's
-# record does not target the day's materialization, and Dagster shows the day as unevaluated.
-from dagster._core.definitions.asset_checks.asset_check_evaluation import (
-    AssetCheckEvaluationTargetMaterializationData,
-)
-
+from ml_assets.core.check_targets import latest_materializations
+from ml_assets.core.event_buffer import buffered_events
 from ml_assets.core.partitions import daily_partitions
 from ml_assets.core.spec import DatasetSpec
 
@@ -150,11 +152,14 @@ def record_days(
             f"{check.key.to_user_string()}: no result for {sorted(planned - given)}"
         )
     label = f"{min(given)}..{max(given)}" if given else ""
-    targets = _latest_materializations(context.instance, check.key.asset_key, sorted(given))
-    for d in days:
-        partition = d.day.isoformat()
-        context.op_execution_context.log_event(
-            dg.AssetCheckEvaluation(
+    targets = latest_materializations(context.instance, check.key.asset_key, sorted(given))
+    # One event per day and check, reported straight to the instance (not through the step's
+    # logger and event stream, which cost more than the storage) and stored as one batch.
+    step = context.op_execution_context.get_step_execution_context()
+    with buffered_events(context.instance):
+        for d in days:
+            partition = d.day.isoformat()
+            evaluation = dg.AssetCheckEvaluation(
                 asset_key=check.key.asset_key,
                 check_name=check.key.name,
                 passed=d.passed,
@@ -165,8 +170,28 @@ def record_days(
                 blocking=check.blocking,
                 partition=partition,
             )
-        )
+            context.instance.report_dagster_event(
+                _check_event(step, evaluation), step.run_id, logging.DEBUG
+            )
     return {**window_metadata, **summary}
+
+
+def _check_event(step: Any, evaluation: dg.AssetCheckEvaluation) -> dg.DagsterEvent:
+    """The event `context.log_event(evaluation)` would log (`DagsterEvent.asset_check_evaluation`)."""
+    verdict = "passed." if evaluation.passed else "did not pass."
+    about = f" Description: '{evaluation.description}'" if evaluation.description else ""
+    return dg.DagsterEvent(
+        event_type_value=dg.DagsterEventType.ASSET_CHECK_EVALUATION.value,
+        job_name=step.job_name,
+        step_handle=step.step.handle,
+        node_handle=step.step.node_handle,
+        step_kind_value=step.step.kind.value,
+        logging_tags=step.event_tags,
+        event_specific_data=evaluation,
+        message=f"Asset check '{evaluation.check_name}' on "
+        f"'{evaluation.asset_key.to_user_string()}' {verdict}{about}",
+        pid=os.getpid(),
+    )
 
 
 def is_day_record(evaluation: dg.AssetCheckEvaluation | None) -> bool:
@@ -183,30 +208,6 @@ def _check_spec(context: CheckContext, name: str | None) -> dg.AssetCheckSpec:
             f"record_days: expected one check named {name!r}, found {[s.name for s in specs]}"
         )
     return matching[0]
-
-
-def _latest_materializations(
-    instance: dg.DagsterInstance, key: dg.AssetKey, partitions: Sequence[str]
-) -> dict[str, AssetCheckEvaluationTargetMaterializationData]:
-    """The newest materialization of each partition: what the day's check evaluated. One query
-    when the window was just materialized (the newest records are then exactly its days)."""
-    found: dict[str, AssetCheckEvaluationTargetMaterializationData] = {}
-
-    def keep(records: Sequence[dg.EventLogRecord]) -> None:
-        for r in records:
-            if r.partition_key is not None and r.partition_key not in found:
-                found[r.partition_key] = AssetCheckEvaluationTargetMaterializationData(
-                    storage_id=r.storage_id, run_id=r.run_id, timestamp=r.timestamp
-                )
-
-    if not partitions:
-        return found
-    records_filter = dg.AssetRecordsFilter(asset_key=key, asset_partitions=list(partitions))
-    keep(instance.fetch_materializations(records_filter, limit=len(partitions)).records)
-    for partition in (p for p in partitions if p not in found):
-        one = dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition])
-        keep(instance.fetch_materializations(one, limit=1).records)
-    return found
 
 
 class _quiet_preview(warnings.catch_warnings):
