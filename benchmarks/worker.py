@@ -77,9 +77,12 @@ def _bare(task: dict[str, Any]) -> dict[str, Any]:
 
 def _run(task: dict[str, Any]) -> dict[str, Any]:
     if task["kind"].startswith("partitions_"):
-        from benchmarks import partitions
+        from benchmarks import bare_data_layers, partitions
 
-        side = {"partitions_graph": partitions.run_graph, "partitions_duckdb": partitions.run_bare}
+        side = {
+            "partitions_graph": partitions.run_graph,
+            "partitions_duckdb": bare_data_layers.run_bare,
+        }
         return side[task["kind"]](task)
     return _graph(task) if task["kind"] == "graph" else _bare(task)
 
