@@ -457,9 +457,9 @@ class MonitoringSection(_Strict):
     evidently_report: Literal["always", "on_drift", "never"] = Field(
         "on_drift",
         description="When the drift asset renders Evidently's HTML report for its window: "
-        "`on_drift` when a day's drift share reaches `drift_share_warn`, the pooled window "
-        "drifts or the scores drift (the report is for a person to look at why; rendering it "
-        "costs ~15 s a window whatever the rows, mostly in plotting), `always`, or `never`. "
+        "`on_drift` when a day's drift share reaches `drift_share_warn` or a day's scores "
+        "drift, as the checks judge them (the report is for a person to look at why; rendering "
+        "it costs seconds a window whatever the rows, mostly in plotting), `always`, or `never`. "
         "The drift numbers, checks and the pooled window are computed on every row either way.",
     )
 
