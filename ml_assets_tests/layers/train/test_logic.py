@@ -12,7 +12,13 @@ from ml_assets.core.spec import SpecError
 from ml_assets.layers.train.checks import split_problems
 from ml_assets.layers.train.dataset import SplitIntegrity, plan_window, resolve_as_of
 from ml_assets.layers.train.families import grid, metrics
-from ml_assets.layers.train.search import Split, draw, search_family
+from ml_assets.layers.train.search import (
+    TRIAL_WORKERS_ENV,
+    Split,
+    draw,
+    search_family,
+    trial_workers,
+)
 from ml_assets_tests.layers.train.conftest import synthetic_features, write_features, write_spec
 
 D = dt.date
@@ -143,3 +149,29 @@ def test_search_is_reproducible_and_keeps_the_best_trial(family, method) -> None
     if method == "halving":
         # 4 draws: round 1 on a quarter, round 2 on half the rows, then the survivor on all.
         assert [t.train_rows for t in runs[0].trials] == [500] * 4 + [1000] * 2 + [2000]
+
+
+@pytest.mark.parametrize("method", ["random", "halving"])
+def test_trials_side_by_side_are_the_trials_one_at_a_time(method, monkeypatch) -> None:
+    """Fitting trials in threads must not change a trial, their order or the winner."""
+    schema, train, valid = _splits("binary")
+
+    def run(workers: str):
+        monkeypatch.setenv(TRIAL_WORKERS_ENV, workers)
+        return search_family(
+            "xgboost", "binary", schema, train, valid, method=method, budget=4, seed=5
+        )
+
+    alone, side_by_side = run("1"), run("3")
+    assert [(t.params, t.train_rows, t.validation) for t in side_by_side.trials] == [
+        (t.params, t.train_rows, t.validation) for t in alone.trials
+    ]
+    assert side_by_side.params == alone.params
+    np.testing.assert_array_equal(side_by_side.validation_pred, alone.validation_pred)
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_a_bad_trial_worker_count_is_refused_naming_the_variable(value, monkeypatch) -> None:
+    monkeypatch.setenv(TRIAL_WORKERS_ENV, value)
+    with pytest.raises(ValueError, match=TRIAL_WORKERS_ENV):
+        trial_workers()
