@@ -69,9 +69,10 @@ def feature_sql(spec: DatasetSpec) -> str:
     """The dataset's features written by hand as one SELECT, with plain tables in its slots.
 
     A bare script has no declarations: it runs `sql/<dataset>_features.sql`, the hand-written
-    equivalent of the spec's features (the tests hold the two equal for flights).
+    equivalent of the spec's features (the tests hold the two equal for flights). A scaled copy
+    (`scale.py` names it `<dataset>_x<k>`) runs its source's file.
     """
-    path = SQL / f"{spec.name}_features.sql"
+    path = SQL / f"{re.sub(r'_x[0-9]+$', '', spec.name)}_features.sql"
     if not path.is_file():
         raise NotImplementedError(f"the bare baseline needs {path}, the hand-written features")
     text = path.read_text().strip().rstrip(";")

@@ -104,3 +104,14 @@ def test_quick_mode_writes_results_whose_baselines_did_the_same_work(tmp_path: P
     assert "| figure | ours | baseline | ratio | goal | met |" in table
     for fig in figures.values():
         assert fig["title"] in table
+
+
+def test_a_scaled_copy_runs_its_source_datasets_hand_written_features() -> None:
+    """`scale.py` names the 10x copy `flights_x10`; the bare script must still find flights' SQL
+    (the 10x figures are not in --quick, so only this catches a miss before `make bench`)."""
+    from benchmarks.bare_duckdb import feature_sql
+
+    flights = load_spec(FLIGHTS_SPEC)
+    scaled = flights.model_copy(update={"name": "flights_x10"})
+    assert feature_sql(scaled) == feature_sql(flights)
+    assert "validated" in feature_sql(scaled)
