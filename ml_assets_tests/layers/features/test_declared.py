@@ -8,7 +8,12 @@ import yaml
 
 from ml_assets import settings
 from ml_assets.core.spec import SpecError, load_spec, read_spec_mapping
-from ml_assets.layers.features.logic import feature_types, write_features
+from ml_assets.layers.features.logic import (
+    CHUNK_DAYS_ENV,
+    chunks,
+    feature_types,
+    write_features,
+)
 from ml_assets.layers.features.query import load_feature_files
 from ml_assets_tests.conftest import FLIGHTS_SPEC
 
@@ -47,6 +52,28 @@ def test_the_declared_flights_features_equal_the_hand_written_ones(
     # Not vacuous: the rates and the audit column are filled on almost every row.
     rate = names.index("route_delay_rate_28d")
     assert sum(r[rate] is not None for r in declared.values()) > 0.9 * len(declared)
+
+
+def test_a_range_written_in_chunks_equals_one_query(
+    flights_home, flights_spec, monkeypatch
+) -> None:
+    """Chunks bound the window query's memory; each reads its own lookback, so every value of
+    every row is the one a single query over the whole range gives."""
+    monkeypatch.setenv(CHUNK_DAYS_ENV, "1000")
+    whole = build(flights_spec)
+    monkeypatch.setenv(CHUNK_DAYS_ENV, "5")  # 12 days: 5 + 5 + 2
+    chunked = build(flights_spec)
+    assert len(whole) > 10_000 and chunked == whole
+
+
+def test_chunks_cover_the_range_once() -> None:
+    assert chunks(FIRST, LAST, 5) == [
+        (FIRST, dt.date(2013, 1, 5)),
+        (dt.date(2013, 1, 6), dt.date(2013, 1, 10)),
+        (dt.date(2013, 1, 11), LAST),
+    ]
+    assert chunks(FIRST, LAST, 100) == [(FIRST, LAST)]
+    assert chunks(FIRST, FIRST, 1) == [(FIRST, FIRST)]
 
 
 def write_variant(home, columns: dict, delay_days: int | None = None):
