@@ -99,20 +99,21 @@ class LocalPostgres:
 
     @classmethod
     @contextlib.contextmanager
-    def start(cls, parent: Path | None = None) -> Iterator[LocalPostgres]:
+    def start(cls) -> Iterator[LocalPostgres]:
         """A new cluster, serving until the block ends; then stopped and removed."""
-        pg = cls.launch(parent)
+        pg = cls.launch()
         try:
             yield pg
         finally:
             pg.stop()
 
     @classmethod
-    def launch(cls, parent: Path | None = None) -> LocalPostgres:
-        """Create and start a cluster (call `stop` to end it; `start` does both)."""
+    def launch(cls) -> LocalPostgres:
+        """Create and start a cluster (call `stop` to end it; `start` does both). Its folder is
+        in the system temp dir, which the server's user can reach when we are root."""
         binaries = bin_dir()
         user = _unprivileged_user()
-        root = Path(tempfile.mkdtemp(prefix="ml_assets_pg_", dir=parent))
+        root = Path(tempfile.mkdtemp(prefix="ml_assets_pg_"))
         if user is not None:
             os.chown(root, user.pw_uid, user.pw_gid)
         data = root / "data"
