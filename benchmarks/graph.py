@@ -118,6 +118,16 @@ def open_instance(path: Path | None) -> dg.DagsterInstance:
     return dg.DagsterInstance.local_temp(str(path), overrides=instance_config())
 
 
+def open_postgres_instance(path: Path, env: dict[str, str]) -> dg.DagsterInstance:
+    """An instance configured by the repo's `dagster.postgres.yaml` (README, Scale-out), as a
+    team's would be, its `DAGSTER_PG_*` variables from `env` (this process is the measurement's
+    own, so setting them here affects nothing else)."""
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dagster.postgres.yaml", path / "dagster.yaml")
+    os.environ.update(env)
+    return dg.DagsterInstance.from_config(str(path))
+
+
 @dataclass
 class GraphRun:
     seconds: float

@@ -26,6 +26,7 @@ def _graph(task: dict[str, Any]) -> dict[str, Any]:
         limited_warehouse,
         new_home,
         open_instance,
+        open_postgres_instance,
         resolve_sources,
         run_window,
         table_counts,
@@ -35,7 +36,10 @@ def _graph(task: dict[str, Any]) -> dict[str, Any]:
     spec = load_spec(Path(task["spec"]))
     sources = resolve_sources(spec, Path(task["shared_home"]))
     home = new_home(Path(task["home"]), sources)
-    instance = open_instance(Path(task["instance"]) if task["instance"] != "memory" else None)
+    if task.get("postgres"):
+        instance = open_postgres_instance(Path(task["instance"]), task["postgres"])
+    else:
+        instance = open_instance(Path(task["instance"]) if task["instance"] != "memory" else None)
     try:
         run = run_window(
             spec,

@@ -300,6 +300,15 @@ class SearchSection(_Strict):
     )
 
 
+class DaskSection(_Strict):
+    address: str | None = Field(
+        None,
+        description="The Dask scheduler to train on (`tcp://host:8786`). Unset: the "
+        "`ML_ASSETS_DASK_ADDRESS` environment variable, read when training runs, so one spec "
+        "serves every environment.",
+    )
+
+
 class TrainingSection(_Strict):
     window_days: int = Field(
         120, ge=3, description="Most recent days of labelled features to train on."
@@ -318,6 +327,21 @@ class TrainingSection(_Strict):
         "calibrator only when its cross-fitted validation log loss beats the raw scores'. Stored "
         "in the logged model, so every consumer of the version gets the calibrated scores.",
     )
+    engine: Literal["local", "dask"] = Field(
+        "local",
+        description="Where XGBoost fits run: `local` in the step's process; `dask` with "
+        "`xgboost.dask` on the Dask cluster at `dask.address`. The registered model, its "
+        "lineage and its reproducibility (same rows and seed, same metrics) are the same.",
+    )
+    dask: DaskSection = Field(default_factory=DaskSection)
+
+    @model_validator(mode="after")
+    def _engine_fits_search(self) -> TrainingSection:
+        # Optuna prunes an XGBoost trial from a callback holding the study, which would have to
+        # travel to every Dask worker.
+        if self.engine == "dask" and self.search.method == "optuna":
+            raise ValueError("engine dask supports search.method random or halving, not optuna")
+        return self
 
 
 ThresholdRule = Literal["fixed", "max_f1", "target_precision", "target_recall"]

@@ -20,6 +20,7 @@ from ml_assets.core.model import Family, Task
 from ml_assets.core.scores import DecisionThreshold
 from ml_assets.core.spec import ThresholdPolicy, TrainingSection
 from ml_assets.layers.train.calibrate import CalibrationFit, calibrate
+from ml_assets.layers.train.dask_engine import training_engine
 from ml_assets.layers.train.families import metrics
 from ml_assets.layers.train.search import FamilyResult, Split, search_family
 from ml_assets.layers.train.threshold import choose_threshold
@@ -60,6 +61,22 @@ def to_split(frame: pd.DataFrame, schema: FeatureSchema) -> Split:
 
 
 def train_candidate(
+    rows: pd.DataFrame,
+    declared: FeatureSchema,
+    task: Task,
+    training: TrainingSection,
+    threshold: ThresholdPolicy | None = None,
+) -> Candidate:
+    """`_train_candidate` on the engine `training.engine` names (`dask_engine.py`); the XGBoost
+    family's tracking tags then say where it was fit."""
+    with training_engine(training) as engine:
+        candidate = _train_candidate(rows, declared, task, training, threshold)
+    if engine is not None and "xgboost" in candidate.results:
+        candidate.results["xgboost"].search.update(engine.tags())
+    return candidate
+
+
+def _train_candidate(
     rows: pd.DataFrame,
     declared: FeatureSchema,
     task: Task,
