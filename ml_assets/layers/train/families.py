@@ -20,10 +20,11 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import log_loss, mean_absolute_error, roc_auc_score, root_mean_squared_error
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from xgboost import XGBClassifier, XGBRegressor
+from xgboost import XGBClassifier, XGBModel, XGBRegressor
 
 from ml_assets.core.matrix import FeatureSchema, to_text_categoricals
 from ml_assets.core.model import Family, Task
+from ml_assets.layers.train.dask_engine import active_engine
 
 # One thread: training shares the machine with DuckDB and other steps, and XGBoost's OpenMP
 # threads busy-wait; on a loaded 2-core box 2 threads took 3-4x longer than 1 (measured: 12-17 s
@@ -128,6 +129,9 @@ def make_model(
 
 
 def fit(model, X: pd.DataFrame, y: np.ndarray):
+    engine = active_engine()  # `training.engine: dask` sends XGBoost fits to the cluster
+    if engine is not None and isinstance(model, XGBModel):
+        return engine.fit(model, X, y)
     if isinstance(model, Pipeline):
         # Linear models read categoricals as text; frozen levels already turned unseen values
         # into NULL, which the imputer maps to the `__missing__` level.

@@ -10,6 +10,7 @@ trials, pruned ones included.
 
 from __future__ import annotations
 
+import contextvars
 import math
 import os
 import time
@@ -62,7 +63,10 @@ def _in_order(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
     if workers <= 1:
         return [fn(item) for item in items]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trial") as pool:
-        return list(pool.map(fn, items))
+        # Each trial runs in a copy of the caller's context: the training engine of the run
+        # (`dask_engine.active_engine`, a ContextVar) must reach the fits in the threads.
+        futures = [pool.submit(contextvars.copy_context().run, fn, item) for item in items]
+        return [f.result() for f in futures]
 
 
 @dataclass
