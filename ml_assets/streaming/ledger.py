@@ -184,16 +184,18 @@ def assign_from_store(
 
 def poll_batch(consumer: ck.Consumer, max_messages: int, max_seconds: float) -> list[ck.Message]:
     """At most `max_messages` messages within about `max_seconds` (bounded for a sensor tick).
-    Partition-EOF and other per-message errors are skipped; they carry no record."""
+    Partition-EOF and other per-message errors are skipped; they carry no record. Returns early
+    once caught up (an empty poll after some messages)."""
     deadline = time.monotonic() + max_seconds
     out: list[ck.Message] = []
     while len(out) < max_messages:
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        for m in consumer.consume(min(max_messages - len(out), 10_000), min(left, 0.5)):
-            if m.error() is None:
-                out.append(m)
+        polled = consumer.consume(min(max_messages - len(out), 10_000), min(left, 0.5))
+        if not polled and out:
+            break  # caught up: hand over what we have rather than idle out the tick
+        out.extend(m for m in polled if m.error() is None)
     return out
 
 
