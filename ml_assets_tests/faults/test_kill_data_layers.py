@@ -182,7 +182,7 @@ def pool_holders(instance: dg.DagsterInstance) -> set[str]:
     ("point", "marker", "delay_s", "reaper"),
     [
         ("during raw", ("STEP_START", "flights__raw"), 1.0, "test"),
-        ("during validate", ("STEP_START", "flights__validate"), 0.3, "make run"),
+        ("during validate", ("STEP_START", "flights__validate"), 0.05, "make run"),
         ("during the checks", ("STEP_SUCCESS", "flights__validate"), 0.0, "test"),
     ],
 )

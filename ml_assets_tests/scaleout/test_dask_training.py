@@ -73,10 +73,11 @@ def test_dask_engine_trains_registers_and_reproduces(cluster: LocalCluster, tmp_
         )
     assert first.success and second.success
 
-    # The scheduler ran xgboost.dask's training task (`fn`) once per worker and trial
-    # (2 trainings x 3 trials x 2 workers), the trials fitting side by side in threads.
+    # The scheduler ran xgboost.dask's training task (`fn`) for every fit: once per worker and
+    # trial alone (2 trainings x 3 trials x 2 workers = 12); under pytest-xdist 11 was seen once
+    # (a fit's rows on one worker), so at least one per fit is what is asserted.
     seen = cluster.scheduler.plugins["finished_tasks"].by_prefix.get("fn", 0)
-    assert seen == 2 * 3 * len(cluster.workers)
+    assert 2 * 3 <= seen <= 2 * 3 * len(cluster.workers)
 
     # Same rows, same seed: the same metrics and parameters, and a new version each time.
     meta, again = model_meta(first, key), model_meta(second, key)
