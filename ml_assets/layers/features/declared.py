@@ -29,6 +29,12 @@ from pathlib import Path
 
 from ml_assets.core.spec import DatasetSpec, FeatureColumn, WindowSpec
 from ml_assets.core.sql import ident
+from ml_assets.layers.features.running import (
+    interval,
+    known_at_sql,
+    label_frames_supported,
+    row_windows,
+)
 
 # Calendar parts with no DuckDB function of their own name.
 _CALENDAR = {
@@ -36,12 +42,6 @@ _CALENDAR = {
     "monthname": "monthname({t})",
     "dayname": "dayname({t})",
 }
-
-
-def _interval(length: dt.timedelta) -> str:
-    if length.seconds:
-        return f"INTERVAL {int(length.total_seconds() // 3600)} HOURS"
-    return f"INTERVAL {length.days} DAYS"
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Frame:
     of_label: bool
 
     def sql(self, name: str, delay_days: int) -> str:
-        reach = _interval(self.length)
+        reach = interval(self.length)
         if self.of_label:
             end = "to_days(CAST($label_delay_days AS INTEGER)) PRECEDING"
             exclude = " EXCLUDE CURRENT ROW" if delay_days == 0 else ""
@@ -92,65 +92,6 @@ def expression(feature: FeatureColumn, frames: dict[Frame, str]) -> str:
     return f"{aggregate(window)} OVER {frames[frame_of(window)]}"
 
 
-def _known_at_sql(spec: DatasetSpec, group: int, features: dict[str, FeatureColumn]) -> str:
-    """The CTE of one (keys, known_at) group: events and value arrivals, one window per length.
-
-    Event rows (the run's days) carry no value; arrival rows carry each `of` column at its known
-    time and how long after its event that was (`_lag`), which the per-length filter bounds.
-    """
-    first = next(iter(features.values())).window
-    keys = ", ".join(ident(k) for k in first.by)
-    values = list(dict.fromkeys(f.window.of for f in features.values()))
-    value_of = {column: f"_v{i}" for i, column in enumerate(values)}
-    empty = ", ".join(f"CAST(NULL AS DOUBLE) AS {v}" for v in value_of.values())
-    given = ", ".join(f"CAST({ident(c)} AS DOUBLE)" for c in values)
-    lookback = dt.timedelta(days=spec.features.lookback_days)
-    lengths = list(dict.fromkeys(f.window.length for f in features.values()))
-    longest = max(lengths)
-    window_of = {length: f"_k{group}w{i}" for i, length in enumerate(lengths)}
-    selects = []
-    for name, feature in features.items():
-        window = feature.window
-        fn = {"count": "count", "sum": "sum", "mean": "avg"}[window.agg]
-        selects.append(
-            f"{fn}({value_of[window.of]}) FILTER (WHERE _lag <= {_interval(lookback - window.length)}) "
-            f"OVER {window_of[window.length]} AS {ident(name)}"
-        )
-    # The latest arrival any of the group's windows counted: the row's audit value.
-    latest = [
-        f"max(_t) FILTER (WHERE _lag <= {_interval(lookback - length)}) OVER {w}"
-        for length, w in window_of.items()
-    ]
-    audit = latest[0] if len(latest) == 1 else f"greatest({', '.join(latest)})"
-    selects.append(f"{audit} AS _known_{group}")
-    windows = ",\n        ".join(
-        f"{w} AS (PARTITION BY {keys} ORDER BY _t RANGE BETWEEN {_interval(length)} PRECEDING "
-        "AND CURRENT ROW)"
-        for length, w in window_of.items()
-    )
-    body = ",\n        ".join(selects)
-    return f"""_k{group}_stream AS (
-    SELECT _key, _event_time AS _t, {keys}, CAST(NULL AS INTERVAL) AS _lag, {empty}
-    FROM {{validated}} WHERE _partition_date BETWEEN $start AND $end
-    UNION ALL
-    SELECT NULL, _known, {keys}, _known - _event_time, {given}
-    FROM (SELECT *, CASE WHEN ({first.known_at}) IS NOT NULL
-                         THEN greatest(({first.known_at}), _event_time + INTERVAL 1 MICROSECOND)
-                    END AS _known
-          FROM {{validated}})
-    -- An arrival before the run's first day minus the longest window is in no frame.
-    WHERE _known >= CAST($start AS TIMESTAMP) - {_interval(longest)}
-),
-_k{group} AS (
-    SELECT _key,
-        {body}
-    FROM _k{group}_stream
-    WINDOW
-        {windows}
-    QUALIFY _key IS NOT NULL
-)"""
-
-
 def declared_sql(spec: DatasetSpec) -> str | None:
     """One SELECT over `{validated}` of every declared feature, or None when there is none."""
     declared = spec.features.declared
@@ -166,7 +107,7 @@ def declared_sql(spec: DatasetSpec) -> str | None:
     if not groups:
         return row_sql
     ctes = [f"_rows AS (\n{row_sql}\n)"]
-    ctes += [_known_at_sql(spec, i, features) for i, features in enumerate(groups.values())]
+    ctes += [known_at_sql(spec, i, features) for i, features in enumerate(groups.values())]
     stamps = [f"_k{i}._known_{i}" for i in range(len(groups))]
     stamp = stamps[0] if len(stamps) == 1 else f"greatest({', '.join(stamps)})"
     columns = ", ".join(f"_k{i}.{ident(c)}" for i, g in enumerate(groups.values()) for c in g)
@@ -178,7 +119,33 @@ def declared_sql(spec: DatasetSpec) -> str | None:
 
 
 def _row_sql(spec: DatasetSpec, declared: dict[str, FeatureColumn]) -> str:
-    """The SELECT of the features read from each row and frames over event times."""
+    """The SELECT of the features read from each row and windows over event times."""
+    has_label = any(f.window is not None and f.window.of == "label" for f in declared.values())
+    if not has_label or label_frames_supported(spec):
+        return _running_row_sql(spec, declared)
+    return _frame_row_sql(spec, declared)
+
+
+def _running_row_sql(spec: DatasetSpec, declared: dict[str, FeatureColumn]) -> str:
+    """Windows as differences of running sums (running.py), the row itself as `v`."""
+    ctes, tables, windows, audit = row_windows(spec, declared)
+    columns = ["v._key"]
+    for name, feature in declared.items():
+        sql = windows[name] if feature.window is not None else expression(feature, {})
+        columns.append(f"{sql} AS {ident(name)}")
+    if audit is not None:
+        columns.append(f"{audit} AS _max_history_time")
+    select = ",\n    ".join(columns)
+    head = f"WITH {', '.join(ctes)}\n" if ctes else ""
+    joins = "".join(f"\nLEFT JOIN {table} USING (_key)" for table in tables)
+    return (
+        f"{head}SELECT\n    {select}\nFROM {{validated}} v{joins}\n"
+        "WHERE v._partition_date BETWEEN $start AND $end"
+    )
+
+
+def _frame_row_sql(spec: DatasetSpec, declared: dict[str, FeatureColumn]) -> str:
+    """The same SELECT with RANGE frames (for label windows with no delay)."""
     frames: dict[Frame, str] = {}
     for feature in declared.values():
         if feature.window is not None:
