@@ -91,6 +91,7 @@ class StreamAccount:
     past_position: int
     missing_from_raw: int
     extra_in_raw: int
+    duplicated_in_raw: int
     days_off: list[str] = field(default_factory=list)
 
     @property
@@ -101,6 +102,7 @@ class StreamAccount:
             and self.past_position == 0
             and self.missing_from_raw == 0
             and self.extra_in_raw == 0
+            and self.duplicated_in_raw == 0
         )
 
     def as_metadata(self) -> dict[str, object]:
@@ -115,6 +117,7 @@ class StreamAccount:
             "offsets_past_stored_position": self.past_position,
             "ledger_rows_missing_from_raw": self.missing_from_raw,
             "raw_rows_not_in_ledger": self.extra_in_raw,
+            "offsets_in_raw_more_than_once": self.duplicated_in_raw,
             "days_off": self.days_off[:10],
         }
 
