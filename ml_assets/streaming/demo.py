@@ -7,7 +7,7 @@ sensor through Dagster every `interval_seconds` (what the daemon does), executin
 requests. Each tick prints what arrived in raw, validated and quarantine. A few malformed and
 late messages are mixed in to show the quarantine and the rebuild of an earlier day.
 
-Everything lives under a scratch folder (`data/stream_demo/` by default): its own warehouse and
+Everything lives under a scratch folder (`data/warehouse/stream_demo/` by default): its own warehouse and
 an in-memory Dagster instance; the project's warehouse is not touched. Bounded by `--seconds`.
 
     python -m ml_assets.streaming.demo --days 1 --rate 100 --seconds 120
@@ -199,10 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=1, help="days of flights to publish (1)")
     parser.add_argument("--rate", type=float, default=100.0, help="messages per second (100)")
     parser.add_argument("--seconds", type=float, default=120.0, help="stop after this long")
-    parser.add_argument("--folder", type=Path, default=None, help="scratch (data/stream_demo)")
+    parser.add_argument(
+        "--folder", type=Path, default=None, help="scratch (data/warehouse/stream_demo)"
+    )
     args = parser.parse_args(argv)
 
-    folder = args.folder or settings.data_dir() / "stream_demo"
+    folder = args.folder or settings.warehouse_path().parent / "stream_demo"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     warehouse = folder / "warehouse.duckdb"
