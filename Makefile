@@ -68,5 +68,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.run
 
+# Replay bundled flights through librdkafka's mock Kafka cluster into raw/validated (bounded):
+# `make stream-demo DAYS=2 RATE=300 SECONDS=180`.
+.PHONY: stream-demo
+stream-demo: $(STAMP)
+	$(PY) -m ml_assets.streaming.demo $(if $(DAYS),--days $(DAYS)) $(if $(RATE),--rate $(RATE)) $(if $(SECONDS),--seconds $(SECONDS))
+
 clean-state:
 	rm -rf data/warehouse data/mlflow data/reports data/dagster_home data/cache data/online

@@ -26,6 +26,7 @@ from ml_assets.layers.train.assets import build_train_assets
 from ml_assets.layers.train.checks import build_train_checks
 from ml_assets.layers.validate.assets import build_validate_assets
 from ml_assets.layers.validate.checks import build_validate_checks
+from ml_assets.streaming.sensor import build_stream_sensor
 
 # New days flow on by themselves: once an upstream partition updates (and its blocking checks
 # passed), the same partition downstream is requested. Only the latest day is eligible, so this
@@ -64,7 +65,13 @@ def build_dataset_defs(spec: DatasetSpec) -> dg.Definitions:
         f"raw -> validated/quarantine (-> features) for `{spec.name}`, with checks.",
     )
     jobs = [daily_job]
-    sensors = [build_landing_sensor(spec, daily_job.name), build_alert_sensor(spec)]
+    # A dataset's new rows arrive as landed files or as messages on its Kafka topic.
+    arrivals = (
+        build_stream_sensor(spec, daily_job.name)
+        if spec.source.kafka is not None
+        else build_landing_sensor(spec, daily_job.name)
+    )
+    sensors = [arrivals, build_alert_sensor(spec)]
     schedules = [
         dg.build_schedule_from_partitioned_job(
             daily_job,

@@ -57,17 +57,58 @@ class CsvOptions(_Strict):
     null_strings: list[str] = Field(default_factory=lambda: ["", "NA"])
 
 
+class KafkaSource(_Strict):
+    """A Kafka topic of JSON messages (one object per message), polled by the dataset's stream
+    sensor in bounded batches into the warehouse's stream ledger, exactly once."""
+
+    bootstrap_servers: str = Field(..., min_length=1, description="`bootstrap.servers`.")
+    topic: str = Field(..., min_length=1)
+    group: str = Field(
+        ..., min_length=1, description="`group.id`; its commits are a convenience, never read."
+    )
+    format: Literal["json"] = Field(
+        "json", description="Each message's value is one JSON object (JSON lines, one per message)."
+    )
+    key: Identifier | None = Field(
+        None,
+        description="Contract column the message key fills when the JSON object lacks it.",
+    )
+    event_time_field: str | None = Field(
+        None,
+        description=(
+            "JSON field holding the event time (ISO 8601; naive values are in "
+            "event_time.timezone). Default: event_time.column."
+        ),
+    )
+    max_messages: int = Field(50_000, ge=1, description="At most this many messages per tick.")
+    max_seconds: float = Field(
+        5.0, gt=0, le=50, description="A tick polls for at most about this long."
+    )
+    interval_seconds: int = Field(5, ge=1, description="The sensor's minimum interval.")
+
+
 class SourceSpec(_Strict):
-    """Where a dataset's rows come from: files inside an installed package, or paths/globs."""
+    """Where a dataset's rows come from: files inside an installed package, paths/globs, or (for
+    the dataset itself, not a lookup) a Kafka topic."""
 
     package: str | None = Field(
         None, description="Installed package holding the files (read, never imported)."
     )
     files: list[str] = Field(
-        ..., min_length=1, description="Paths or globs (relative to the package or the repo root)."
+        default_factory=list,
+        description="Paths or globs (relative to the package or the repo root).",
     )
     format: Literal["csv", "parquet"] = "csv"
     csv: CsvOptions = Field(default_factory=CsvOptions)
+    kafka: KafkaSource | None = None
+
+    @model_validator(mode="after")
+    def _files_or_kafka(self) -> SourceSpec:
+        if self.kafka is None and not self.files:
+            raise ValueError("files: give at least one path or glob, or a 'kafka' topic")
+        if self.kafka is not None and (self.files or self.package):
+            raise ValueError("kafka: a source is either files or a Kafka topic, not both")
+        return self
 
 
 class _ColumnOrExpression(_Strict):
@@ -605,6 +646,18 @@ class DatasetSpec(_Strict):
         ):
             if ref is not None and ref not in cols:
                 raise ValueError(f"{name}: '{ref}' is not a contract column")
+        for name, lookup in self.lookups.items():
+            if lookup.kafka is not None:
+                raise ValueError(f"lookups.{name}.kafka: a lookup is read from files")
+        kafka = self.source.kafka
+        if kafka is not None:
+            if kafka.key is not None and kafka.key not in cols:
+                raise ValueError(f"source.kafka.key: '{kafka.key}' is not a contract column")
+            if kafka.event_time_field is None and self.event_time.column is None:
+                raise ValueError(
+                    "source.kafka.event_time_field: required when event_time is an expression "
+                    "(the message field that holds the event time)"
+                )
         if self.partitions.end is not None and self.partitions.end < self.partitions.start:
             raise ValueError("partitions.end is before partitions.start")
         for name, feature in (self.features.declared if self.features else {}).items():
@@ -634,6 +687,14 @@ class DatasetSpec(_Strict):
                 f"{field}.window: no label of the last {window.length} is known yet "
                 f"(label.delay_days is {self.label.delay_days}): make the window longer"
             )
+
+    @property
+    def kafka_event_time_field(self) -> str | None:
+        """The message field a Kafka source reads the event time from (None: not Kafka)."""
+        kafka = self.source.kafka
+        if kafka is None:
+            return None
+        return kafka.event_time_field or self.event_time.column
 
     @property
     def columns(self) -> list[str]:

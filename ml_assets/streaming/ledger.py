@@ -8,9 +8,12 @@ partitions at the stored offsets. Kafka's own group commit follows the DuckDB co
 convenience (lag dashboards); it is never read back. The primary key (topic, partition, offset)
 makes a duplicate a loud error rather than a silent second row.
 
-A message that cannot be placed (not JSON, not an object, no or unparseable event time) goes whole
-to the stream quarantine with its reason and offset; it never stops the stream. Fields keep
-their text, like raw, so a wrong type in a field is validated's quarantine reason later.
+A message that cannot be placed (not JSON, not an object, no or unparseable event time, a day
+outside the partitions) goes whole to the stream quarantine with its reason and offset; it never
+stops the stream. Fields keep their text, like raw, so a wrong type in a field is validated's
+quarantine reason later. Parsing is one vectorized DuckDB statement per batch (`sql/parse.sql`):
+with `json.loads` and a dict per message in Python the ledger managed about 7,000 messages/s
+(flights rows, 2 cores); Python now only collects the messages' bytes.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ from ml_assets.core.sql import create_tables, ident, render, transaction
 SQL = Path(__file__).parent / "sql"
 
 
+class StreamError(RuntimeError):
+    """The consumer cannot continue without losing messages (e.g. its stored offset is gone)."""
+
+
 @dataclass(frozen=True)
 class StreamTarget:
     """Where one topic's messages go: a schema, the fields kept (as text) and the event time."""
@@ -37,6 +44,10 @@ class StreamTarget:
     schema: str
     columns: tuple[str, ...]
     event_time_field: str
+    timezone: str = "UTC"
+    key_column: str | None = None  # filled from the message key when the object lacks it
+    first_day: dt.date = dt.date.min
+    last_day: dt.date = dt.date.max
 
     def table(self, name: str) -> str:
         return f"{ident(self.schema)}.{ident(name)}"
@@ -44,16 +55,22 @@ class StreamTarget:
 
 @dataclass
 class Batch:
-    """One polled batch, parsed: rows to keep, messages to quarantine, next offset per partition."""
+    """One appended batch: messages kept as rows and quarantined, per event-time day, and the
+    next offset per partition."""
 
-    rows: list[dict[str, object]] = field(default_factory=list)
-    quarantined: list[dict[str, object]] = field(default_factory=list)
+    rows: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)  # reason code -> messages
+    rows_per_day: dict[dt.date, int] = field(default_factory=dict)
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    @property
+    def messages(self) -> int:
+        return self.rows + sum(self.quarantined.values())
 
     @property
     def days(self) -> set[dt.date]:
         """Event-time days the batch touched: the partitions to rebuild downstream."""
-        return {r["_partition_date"] for r in self.rows}
+        return set(self.rows_per_day)
 
 
 def ensure_tables(conn: duckdb.DuckDBPyConnection, target: StreamTarget) -> None:
@@ -79,90 +96,18 @@ def stored_offsets(
     return dict(rows)
 
 
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def parse(messages: list[ck.Message], target: StreamTarget, at: dt.datetime) -> Batch:
-    """Split messages into rows and quarantined messages (reason codes: `not_json`,
-    `not_an_object`, `no_event_time`, `unparseable_event_time: <value>`)."""
-    batch = Batch()
-    for m in messages:
-        topic, part, offset = m.topic(), m.partition(), m.offset()
-        batch.next_offsets[(topic, part)] = offset + 1
-        key = m.key().decode("utf-8", "replace") if m.key() is not None else None
-        reason, record = None, None
-        try:
-            record = json.loads(m.value())
-        except (ValueError, TypeError):
-            reason = "not_json"
-        if reason is None and not isinstance(record, dict):
-            reason = "not_an_object"
-        if reason is None:
-            raw_time = record.get(target.event_time_field)
-            if raw_time in (None, ""):
-                reason = "no_event_time"
-            else:
-                try:
-                    when = dt.datetime.fromisoformat(str(raw_time))
-                except ValueError:
-                    reason = f"unparseable_event_time: {str(raw_time)[:100]}"
-        if reason is not None:
-            batch.quarantined.append(
-                {
-                    "_topic": topic,
-                    "_partition": part,
-                    "_offset": offset,
-                    "_key": key,
-                    "_payload": m.value(),
-                    "_reason": reason,
-                    "_ingested_at": at,
-                }
-            )
-            continue
-        if when.tzinfo is not None:
-            when = when.astimezone(dt.UTC).replace(tzinfo=None)
-        row = {c: _text(record.get(c)) for c in target.columns}
-        row.update(
-            _event_time=when,
-            _partition_date=when.date(),
-            _topic=topic,
-            _partition=part,
-            _offset=offset,
-            _key=key,
-            _ingested_at=at,
-        )
-        batch.rows.append(row)
-    return batch
-
-
-def append(conn: duckdb.DuckDBPyConnection, target: StreamTarget, batch: Batch) -> None:
-    """Rows, quarantined messages and next offsets in one transaction: all or nothing."""
-    with transaction(conn):
-        for table, records in (
-            ("stream_rows", batch.rows),
-            ("stream_quarantine", batch.quarantined),
-        ):
-            if records:
-                arrow = pa.Table.from_pylist(records)
-                names = ", ".join(ident(c) for c in arrow.column_names)
-                conn.register("_stream_batch", arrow)
-                conn.execute(
-                    f"INSERT INTO {target.table(table)} ({names}) SELECT * FROM _stream_batch"
-                )
-                conn.unregister("_stream_batch")
-        for (topic, part), nxt in batch.next_offsets.items():
-            conn.execute(
-                render(SQL / "offsets_upsert.sql", offsets_table=target.table("stream_offsets")),
-                {
-                    "topic": topic,
-                    "partition": part,
-                    "next_offset": nxt,
-                    "at": dt.datetime.now(dt.UTC),
-                },
-            )
+def consumer_config(bootstrap_servers: str, group: str) -> dict[str, object]:
+    """The client settings the ledger relies on; production uses the same keys on a real broker."""
+    return {
+        "bootstrap.servers": bootstrap_servers,
+        "group.id": group,
+        # Positions come from the warehouse; Kafka's commit follows ours, explicitly.
+        "enable.auto.commit": False,
+        # A stored offset the broker no longer has (retention deleted it) is lost data: fail
+        # loudly instead of librdkafka's default of silently jumping to the end.
+        "auto.offset.reset": "error",
+        "log_level": 3,
+    }
 
 
 def assign_from_store(
@@ -174,6 +119,8 @@ def assign_from_store(
 ) -> list[int]:
     """Assign every partition of `topic` at its stored offset (the beginning if none)."""
     meta = consumer.list_topics(topic, timeout=timeout).topics[topic]
+    if meta.error is not None and not meta.partitions:
+        raise StreamError(f"topic {topic!r}: {meta.error}")
     stored = stored_offsets(conn, target, topic)
     parts = sorted(meta.partitions)
     consumer.assign(
@@ -184,19 +131,143 @@ def assign_from_store(
 
 def poll_batch(consumer: ck.Consumer, max_messages: int, max_seconds: float) -> list[ck.Message]:
     """At most `max_messages` messages within about `max_seconds` (bounded for a sensor tick).
-    Partition-EOF and other per-message errors are skipped; they carry no record. Returns early
-    once caught up (an empty poll after some messages)."""
+
+    Every `consume()` call is bounded by both a count and a timeout, so the loop ends by the
+    deadline even when the topic is quiet. Partition EOF events (only with
+    `enable.partition.eof`) carry no record and are skipped; an offset reset (a stored offset
+    that retention deleted) raises; other per-message errors are transient client errors and are
+    skipped. Returns early once caught up (every position at its partition's high watermark).
+    """
     deadline = time.monotonic() + max_seconds
     out: list[ck.Message] = []
     while len(out) < max_messages:
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        polled = consumer.consume(min(max_messages - len(out), 10_000), min(left, 0.5))
-        if not polled and out:
-            break  # caught up: hand over what we have rather than idle out the tick
-        out.extend(m for m in polled if m.error() is None)
+        asked = min(max_messages - len(out), 10_000)
+        polled = consumer.consume(asked, min(left, 0.5))
+        for m in polled:
+            err = m.error()
+            if err is None:
+                out.append(m)
+            elif err.code() == ck.KafkaError._AUTO_OFFSET_RESET or err.fatal():
+                raise StreamError(
+                    f"{m.topic()} [{m.partition()}]: {err.str()}: the stored offset is no "
+                    "longer on the broker (retention?); messages would be lost"
+                )
+        if out and len(polled) < asked and _caught_up(consumer):
+            # Hand over what we have rather than idle out the tick (a steady trickle would
+            # otherwise hold every batch for max_seconds, which is all freshness).
+            break
     return out
+
+
+def _caught_up(consumer: ck.Consumer) -> bool:
+    """Every assigned partition's position has reached its high watermark as last fetched
+    (cached: no request). A short `consume()` alone is no proof: the prefetch queue may just
+    have been refilling, and ending the batch there cut throughput by two thirds."""
+    for tp in consumer.position(consumer.assignment()):
+        high = consumer.get_watermark_offsets(tp, cached=True)
+        if high is None or tp.offset < 0 or tp.offset < high[1]:
+            return False
+    return True
+
+
+def _arrow(messages: list[ck.Message]) -> tuple[pa.Table, dict[tuple[str, int], int]]:
+    # One comprehension per column: half the time of one loop appending to five lists.
+    table = pa.table(
+        {
+            "_topic": pa.array([m.topic() for m in messages], pa.string()),
+            "_partition": pa.array([m.partition() for m in messages], pa.int32()),
+            "_offset": pa.array([m.offset() for m in messages], pa.int64()),
+            "_key_bytes": pa.array([m.key() for m in messages], pa.binary()),
+            "_payload": pa.array([m.value() for m in messages], pa.binary()),
+        }
+    )
+    ends = table.group_by(["_topic", "_partition"]).aggregate([("_offset", "max")]).to_pylist()
+    nxt = {(e["_topic"], e["_partition"]): e["_offset_max"] + 1 for e in ends}
+    return table, nxt
+
+
+def _fields(target: StreamTarget) -> str:
+    out = []
+    for c in target.columns:
+        text = f"_obj[{_quote(c)}]"
+        if c == target.key_column:
+            text = f"coalesce({text}, _key)"
+        out.append(f"{text} AS {ident(c)}")
+    return ",\n    ".join(out)
+
+
+def _struct_type(target: StreamTarget) -> str:
+    names = dict.fromkeys([*target.columns, target.event_time_field])
+    return _quote(json.dumps({n: "VARCHAR" for n in names}))
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def append(
+    conn: duckdb.DuckDBPyConnection,
+    target: StreamTarget,
+    messages: list[ck.Message],
+    at: dt.datetime | None = None,
+) -> Batch:
+    """Parse `messages` and write rows, quarantined messages and next offsets in one
+    transaction: all or nothing."""
+    batch = Batch()
+    if not messages:
+        return batch
+    arrow, batch.next_offsets = _arrow(messages)
+    at = at or dt.datetime.now(dt.UTC)
+    conn.register("_stream_batch", arrow)
+    try:
+        with transaction(conn):
+            conn.execute(
+                render(
+                    SQL / "parse.sql",
+                    fields=_fields(target),
+                    struct_type=_struct_type(target),
+                    event_time_key=_quote(target.event_time_field),
+                ),
+                {
+                    "timezone": target.timezone,
+                    "first": target.first_day,
+                    "last": target.last_day,
+                },
+            )
+            columns = ", ".join(ident(c) for c in target.columns)
+            for statement in render(
+                SQL / "append.sql",
+                rows_table=target.table("stream_rows"),
+                quarantine_table=target.table("stream_quarantine"),
+                columns=columns,
+            ).split(";\n"):
+                if statement.strip():
+                    conn.execute(statement, {"at": at})
+            upsert = render(
+                SQL / "offsets_upsert.sql", offsets_table=target.table("stream_offsets")
+            )
+            for (topic, part), nxt in batch.next_offsets.items():
+                conn.execute(
+                    upsert, {"topic": topic, "partition": part, "next_offset": nxt, "at": at}
+                )
+            counts = conn.execute(
+                """SELECT _reason IS NULL, coalesce(split_part(_reason, ':', 1), ''),
+                          _partition_date, count(*)
+                   FROM _stream_parsed GROUP BY ALL"""
+            ).fetchall()
+            conn.execute("DROP TABLE _stream_parsed")
+    finally:
+        conn.unregister("_stream_batch")
+    for kept, reason, day, n in counts:
+        if kept:
+            batch.rows += n
+            batch.rows_per_day[day] = batch.rows_per_day.get(day, 0) + n
+        else:
+            batch.quarantined[reason] = batch.quarantined.get(reason, 0) + n
+    return batch
 
 
 def consume_once(
@@ -209,11 +280,12 @@ def consume_once(
 ) -> Batch:
     """One bounded batch: poll, parse, append exactly once, then group-commit (convenience)."""
     messages = poll_batch(consumer, max_messages, max_seconds)
-    batch = parse(messages, target, dt.datetime.now(dt.UTC))
+    batch = append(conn, target, messages)
     if batch.next_offsets:
-        append(conn, target, batch)
+        # Asynchronous: the warehouse already holds the truth, and a synchronous commit waits
+        # on the group coordinator without a timeout.
         consumer.commit(
             offsets=[ck.TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()],
-            asynchronous=False,
+            asynchronous=True,
         )
     return batch

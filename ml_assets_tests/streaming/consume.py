@@ -21,14 +21,7 @@ TOPIC = "flights"
 
 def main(db: str, bootstrap: str) -> None:
     crash_at = int(os.environ.get("CRASH_AT_COMMIT", "0"))
-    consumer = ck.Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "ml_assets_test",
-            "enable.auto.commit": False,
-            "log_level": 3,
-        }
-    )
+    consumer = ck.Consumer(ledger.consumer_config(bootstrap, "ml_assets_test"))
     commits = 0
     real_commit = consumer.commit
 

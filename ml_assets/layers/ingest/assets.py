@@ -69,7 +69,9 @@ def build_raw_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 # Rows of the files read that fit no partition: per file, not per window.
                 "rejected_rows": dg.MetadataValue.int(sum(written.rejected.values())),
                 "rejected_by_reason": dg.MetadataValue.json(written.rejected),
-                "rejected_table": dg.MetadataValue.text(f"{spec.name}.rejected_rows"),
+                "rejected_table": dg.MetadataValue.text(
+                    f"{spec.name}.{'stream_quarantine' if spec.source.kafka else 'rejected_rows'}"
+                ),
             }
         )
 

@@ -16,6 +16,9 @@ per-day row counts (`<ds>.source_file_days`) inside the same transaction as the 
 rerun never duplicates them and a spec change (a later `partitions.end`) re-places them. The
 `source_rows_accounted` check then proves, per file, rows in the file = rows placed in a day +
 rows rejected with a reason, and that each day of the window holds exactly its files' rows.
+
+A dataset whose source is a Kafka topic rebuilds its days from the stream ledger instead
+(`stream.py`); its quarantined messages are in `<ds>.stream_quarantine`.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from ml_assets.layers.ingest.files import (
     source_file,
     sourced_sql,
 )
+from ml_assets.layers.ingest.stream import write_stream_raw
 
 SQL = Path(__file__).parent / "sql"
 
@@ -155,6 +159,13 @@ def write_raw(
     rejected rows and per-day counts rewritten (see the module docstring).
     """
     ensure_tables(conn, spec)
+    if spec.source.kafka is not None:
+        if landing:
+            raise SourceError(
+                f"{spec.name}: its source is a Kafka topic; landing files are not read"
+            )
+        rows_per_day, files, quarantined = write_stream_raw(conn, spec, start, end, run_id=run_id)
+        return RawWrite(rows_per_day=rows_per_day, files=files, rejected=quarantined)
     known = _known(conn, spec)
     to_register: list[tuple[str, SourceFile, FileProfile]] = []
     bundled = resolve_source(spec.source)
