@@ -5,22 +5,41 @@ files in a temp folder, behind the same `Warehouse` resource and the layers' own
 from __future__ import annotations
 
 import datetime as dt
+import json
 import multiprocessing as mp
 import os
+import subprocess
+import sys
 from pathlib import Path
 
+import dagster as dg
 import duckdb
+import psycopg2
 import pytest
 
 from ml_assets.core.sql import rewrite_window
+from ml_assets.layers.ingest.files import resolve_source
+from ml_assets.layers.ingest.raw import write_raw
+from ml_assets.local_postgres import LocalPostgres
 from ml_assets.resources import warehouse as wh
 from ml_assets.resources.ducklake import WarehouseConflict
 from ml_assets.resources.warehouse import Warehouse
+from ml_assets_tests.conftest import REPO
 
 TABLE = "lake_test.events"
 DAYS = [dt.date(2013, 1, d) for d in range(1, 5)]
 ROWS = 500
 ROUNDS = 6
+
+
+def pg_rows(postgres: LocalPostgres, database: str, sql: str) -> list[tuple]:
+    conn = psycopg2.connect(postgres.dsn(database))
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchall()
+    finally:
+        conn.close()
 
 
 def ducklake(env: dict[str, str], **kwargs: object) -> Warehouse:
@@ -174,3 +193,88 @@ def test_processes_write_partitions_of_one_table_at_once(ducklake_env) -> None:
     retried = sum(n for _, n, _ in reports)
     assert retried > 0, "no write conflicted: the test did not exercise concurrent writers"
     assert rows_by_day(warehouse) == {day: (ROWS, ROWS, ROUNDS - 1, ROUNDS - 1) for day in DAYS}
+
+
+@pytest.mark.slow  # two runs at once, every step a process of its own
+def test_partitions_of_flights_materialize_at_once_on_ducklake(
+    home, flights_spec, postgres, pg_instance, ducklake_env
+) -> None:
+    """Two Dagster runs, one flights day each, launched together on the Postgres instance with
+    the multiprocess executor: raw and validated/quarantine of both days land in the one
+    DuckLake, row for row what the source holds for those days, with their checks passed and
+    no step queued on a warehouse pool."""
+    days = ["2013-01-02", "2013-01-03"]
+    # Extracted once before the runs: the zip cache's extraction is not safe for two processes
+    # writing it at once (both rename the same `.part` file).
+    source = resolve_source(flights_spec.source)
+    # The dataset's first raw write registers its bundled file in `flights.source_files`, whose
+    # uniqueness the embedded file enforces with a PRIMARY KEY that DuckLake does not have: two
+    # first writes at once both register it, and raw's `source_rows_accounted` check then fails
+    # (it did, here). So one day is ingested before the parallel runs, as a first run would.
+    with ducklake(ducklake_env).get_connection() as conn:
+        now = dt.datetime.now(dt.UTC)
+        write_raw(conn, flights_spec, DAYS[0], DAYS[0], run_id="first", ingested_at=now)
+    env = {**os.environ, **ducklake_env}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "ml_assets_tests.scaleout.ducklake_job", day],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for day in days
+    ]
+    outputs = [p.communicate(timeout=900)[0] for p in procs]
+    run_ids = []
+    for proc, out in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, out[-3000:]
+        launched = json.loads(out.strip().splitlines()[-1])
+        assert launched["success"], out[-3000:]
+        run_ids.append(launched["run_id"])
+
+    statuses = pg_rows(postgres, os.environ["DAGSTER_PG_DB"], "SELECT status FROM runs")
+    assert statuses == [("SUCCESS",), ("SUCCESS",)]
+    # Every check of both runs evaluated and passed (blocking checks: a failure fails the run).
+    evaluations = sorted(
+        (record.event_log_entry.dagster_event.event_specific_data.check_name, passed)
+        for run_id in run_ids
+        for record in pg_instance.get_records_for_run(
+            run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ).records
+        for passed in [record.event_log_entry.dagster_event.event_specific_data.passed]
+    )
+    assert evaluations == [("row_conservation", True)] * 2 + [("source_rows_accounted", True)] * 2
+    # No step waited for a pool slot: none was ever created.
+    assert (
+        pg_rows(
+            postgres, os.environ["DAGSTER_PG_DB"], "SELECT concurrency_key FROM concurrency_limits"
+        )
+        == []
+    )
+
+    # The expected rows per day, straight from the bundled CSV.
+    with duckdb.connect() as conn:
+        expected = dict(
+            conn.execute(
+                "SELECT make_date(year, month, day)::VARCHAR, count(*) FROM read_csv($p) "
+                "WHERE make_date(year, month, day)::VARCHAR IN ($a, $b) GROUP BY 1",
+                {"p": str(source[0].readable_path), "a": days[0], "b": days[1]},
+            ).fetchall()
+        )
+    with ducklake(ducklake_env).get_connection() as conn:
+        raw = conn.execute(
+            "SELECT _partition_date::VARCHAR, count(*), count(DISTINCT _source_row) "
+            "FROM flights.raw WHERE _partition_date > $first GROUP BY 1 ORDER BY 1",
+            {"first": DAYS[0]},
+        ).fetchall()
+        split = conn.execute(
+            "SELECT d, sum(n) FROM (SELECT _partition_date::VARCHAR d, count(*) n "
+            "FROM flights.validated GROUP BY 1 UNION ALL SELECT _partition_date::VARCHAR, "
+            "count(*) FROM flights.quarantine GROUP BY 1) GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        registered = conn.execute("SELECT count(*) FROM flights.source_files").fetchone()
+    assert registered == (1,)
+    assert raw == [(day, expected[day], expected[day]) for day in days]
+    assert split == [(day, expected[day]) for day in days]
