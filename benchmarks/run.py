@@ -34,6 +34,8 @@ FIGURE_MODULES = (
     "benchmarks.partitions",
     "benchmarks.streaming",
 )
+# Full runs only (`make bench`, `--only`): scale-out figures, absent from --quick's figure list.
+FULL_RUN_MODULES = ("benchmarks.multiwriter",)
 # Figures of issue 6 that no module registers yet: listed in the results as not measured.
 PLANNED: dict[str, str] = {}
 # Output order (issue 6's numbering); figures registered under other names follow.
@@ -70,7 +72,7 @@ def settings(args: argparse.Namespace, workdir: Path) -> Bench:
 
 
 def run_figures(bench: Bench, only: set[str] | None) -> dict[str, dict[str, Any]]:
-    for module in FIGURE_MODULES:
+    for module in FIGURE_MODULES + (() if bench.quick else FULL_RUN_MODULES):
         importlib.import_module(module)
     out: dict[str, dict[str, Any]] = {}
     for name, reg in FIGURES.items():

@@ -1,9 +1,15 @@
-"""The warehouse: one DuckDB file, through dagster-duckdb's resource.
+"""The warehouse: one DuckDB file, through dagster-duckdb's resource, or a DuckLake.
 
-DuckDB allows a single writer process. Steps that open it share the `duckdb_warehouse` pool
-(limit 1, see dagster.yaml), so runs of this project queue for the slot rather than collide. A
-process outside the pool (a notebook, the DuckDB CLI, a `read_only` reader) can still hold the
-file's lock: a step then retries for `lock_timeout_seconds` and fails naming the holder's PID.
+The default is the embedded file. DuckDB allows a single writer process. Steps that open it share
+the `duckdb_warehouse` pool (limit 1, see dagster.yaml), so runs of this project queue for the
+slot rather than collide. A process outside the pool (a notebook, the DuckDB CLI, a `read_only`
+reader) can still hold the file's lock: a step then retries for `lock_timeout_seconds` and fails
+naming the holder's PID.
+
+`ML_ASSETS_WAREHOUSE=ducklake` selects the multi-writer backend (`ducklake.py`): the same SQL
+against a DuckLake whose catalog is a PostgreSQL database (`ML_ASSETS_DUCKLAKE_CATALOG`, a libpq
+connection string) and whose data files live under `ML_ASSETS_DUCKLAKE_DATA_PATH`. Its writers
+retry on transaction conflicts, and its steps are in no pool: partitions write in parallel.
 """
 
 from __future__ import annotations
@@ -21,8 +27,30 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from ml_assets import settings
+from ml_assets.resources.ducklake import RetryPolicy, ducklake_connection
 
 WAREHOUSE_POOL = "duckdb_warehouse"
+BACKEND_ENV = "ML_ASSETS_WAREHOUSE"
+BACKENDS = ("duckdb", "ducklake")
+CATALOG_ENV = "ML_ASSETS_DUCKLAKE_CATALOG"
+DATA_PATH_ENV = "ML_ASSETS_DUCKLAKE_DATA_PATH"
+
+
+def backend() -> str:
+    """`ML_ASSETS_WAREHOUSE`: `duckdb` (the embedded file, default) or `ducklake`."""
+    value = (os.environ.get(BACKEND_ENV) or "duckdb").strip().lower()
+    if value not in BACKENDS:
+        raise ValueError(f"{BACKEND_ENV}={value!r}: expected one of {', '.join(BACKENDS)}")
+    return value
+
+
+def warehouse_pool() -> str | None:
+    """The pool of steps that open the warehouse: `duckdb_warehouse` (limit 1) for the embedded
+    file's single writer; none for DuckLake, whose writers run in parallel and retry conflicts.
+    Read when the definitions are built, so set the backend for every process alike."""
+    return WAREHOUSE_POOL if backend() == "duckdb" else None
+
+
 # DuckDB 1.x/2.x: 'IO Error: Could not set lock on file "<path>": Conflicting lock is held in
 # <program> (PID <n>) ...'. The lock is a non-blocking fcntl lock, so DuckDB itself never waits.
 LOCK_CONFLICT = "Could not set lock on file"
@@ -93,7 +121,39 @@ def connect_waiting_for_lock(
 
 class Warehouse(DuckDBResource):
     """DuckDBResource that creates the file's folder, pins the session time zone to UTC and waits
-    a bounded time for another process's lock."""
+    a bounded time for another process's lock; or, with `backend: ducklake`, a session on a
+    DuckLake whose writes retry on conflicts with other writers."""
+
+    backend: str = Field(
+        default_factory=backend,
+        description=f"`duckdb` (the embedded file) or `ducklake`. Default from {BACKEND_ENV}.",
+    )
+    ducklake_catalog: str | None = Field(
+        default_factory=lambda: os.environ.get(CATALOG_ENV),
+        description=(
+            "DuckLake backend: libpq connection string of the PostgreSQL catalog database, "
+            f"e.g. 'host=db port=5432 dbname=lake user=ml'. Default from {CATALOG_ENV}; a "
+            "password is best left to PGPASSWORD or ~/.pgpass."
+        ),
+    )
+    ducklake_data_path: str | None = Field(
+        default_factory=lambda: os.environ.get(DATA_PATH_ENV),
+        description=(
+            "DuckLake backend: folder (or object-store URL) of the Parquet data files. Default "
+            f"from {DATA_PATH_ENV}, else data/warehouse/ducklake/."
+        ),
+    )
+    conflict_attempts: int = Field(
+        default=10,
+        description=(
+            "DuckLake backend: attempts of a write transaction that conflicts with other writers "
+            "(replayed after a jittered exponential backoff) before the step fails."
+        ),
+    )
+    conflict_backoff_seconds: float = Field(
+        default=0.05,
+        description="DuckLake backend: first backoff of a conflict retry; doubles, capped at 2 s.",
+    )
 
     lock_timeout_seconds: float = Field(
         default=120.0,
@@ -114,8 +174,12 @@ class Warehouse(DuckDBResource):
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         limit = {"memory_limit": self.memory_limit} if self.memory_limit else {}
+        if self.backend == "ducklake":
+            with self._ducklake_connection(limit) as conn:
+                yield conn
+            return
+        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         conn = connect_waiting_for_lock(
             self.database,
             config={"custom_user_agent": "dagster", **limit, **self.connection_config},
@@ -130,6 +194,25 @@ class Warehouse(DuckDBResource):
             yield conn
         finally:
             conn.close()
+
+    @contextmanager
+    def _ducklake_connection(self, limit: dict[str, str]) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not self.ducklake_catalog:
+            raise ValueError(
+                f"warehouse backend ducklake needs its catalog: set {CATALOG_ENV} to a libpq "
+                "connection string of a PostgreSQL database (e.g. 'host=db dbname=lake user=ml')"
+            )
+        data = self.ducklake_data_path or str(settings.data_dir() / "warehouse" / "ducklake")
+        with ducklake_connection(
+            catalog_dsn=self.ducklake_catalog,
+            data_path=data,
+            extensions_dir=settings.cache_dir() / "duckdb_extensions" / duckdb.__version__,
+            config={"custom_user_agent": "dagster", **limit, **self.connection_config},
+            policy=RetryPolicy(self.conflict_attempts, self.conflict_backoff_seconds),
+        ) as conn:
+            conn.execute("SET TimeZone = 'UTC'")
+            conn.execute("SET enable_progress_bar = false")
+            yield conn  # type: ignore[misc]  # a DuckDB connection in all but its class
 
 
 def warehouse_resource(path: str | None = None) -> Warehouse:

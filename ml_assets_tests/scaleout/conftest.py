@@ -41,3 +41,21 @@ def pg_dagster_home(home: Path, postgres: LocalPostgres, monkeypatch: pytest.Mon
 def pg_instance(pg_dagster_home: Path) -> Iterator[dg.DagsterInstance]:
     with dg.DagsterInstance.from_config(str(pg_dagster_home)) as instance:
         yield instance
+
+
+@pytest.fixture
+def ducklake_env(
+    home: Path, postgres: LocalPostgres, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """The warehouse backend switched to DuckLake: its catalog a new database on the session's
+    server, its data files under the test's home. Set in os.environ (child processes inherit
+    it) and returned, for subprocesses given an explicit environment."""
+    database = postgres.create_database(f"lake_{uuid.uuid4().hex[:12]}")
+    env = {
+        "ML_ASSETS_WAREHOUSE": "ducklake",
+        "ML_ASSETS_DUCKLAKE_CATALOG": postgres.dsn(database),
+        "ML_ASSETS_DUCKLAKE_DATA_PATH": str(home / "data" / "lake"),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env

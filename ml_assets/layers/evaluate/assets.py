@@ -30,7 +30,7 @@ from ml_assets.layers.evaluate.record import ARTIFACT
 from ml_assets.layers.evaluate.report import inline_markdown
 from ml_assets.layers.evaluate.variability import expected_worst
 from ml_assets.resources.mlflow_tracking import MlflowTracking
-from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
+from ml_assets.resources.warehouse import Warehouse, warehouse_pool
 
 SQL = Path(__file__).parent / "sql"
 
@@ -148,7 +148,7 @@ def build_evaluate_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             dg.AssetCheckSpec(g.name, asset=key, description=g.description)
             for g in gate_specs(evaluation)
         ],
-        pool=WAREHOUSE_POOL,
+        pool=warehouse_pool(),
     )
     def model_evaluation(
         model_candidate: ModelRef, warehouse: Warehouse, mlflow: MlflowTracking

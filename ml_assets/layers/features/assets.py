@@ -11,7 +11,7 @@ from ml_assets.core.spec import DatasetSpec
 from ml_assets.layers.features.logic import data_version, write_features
 from ml_assets.layers.features.query import load_feature_files
 from ml_assets.layers.features.reference import load_reference_tables
-from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
+from ml_assets.resources.warehouse import Warehouse, warehouse_pool
 
 
 def build_reference_tables_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
@@ -20,7 +20,7 @@ def build_reference_tables_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         group_name=spec.name,
         kinds={"duckdb"},
         code_version=code_version(spec, "features"),
-        pool=WAREHOUSE_POOL,
+        pool=warehouse_pool(),
         description=(
             f"Lookup tables of `{spec.name}` ({', '.join(spec.lookups)}) loaded whole into "
             f"`{spec.name}.ref_<name>`, for the feature SQL to join to."
@@ -101,7 +101,7 @@ def build_features_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         ],
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=WAREHOUSE_POOL,
+        pool=warehouse_pool(),
     )
     def features(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         start, end = window(context)

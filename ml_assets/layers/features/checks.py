@@ -24,14 +24,14 @@ from ml_assets.layers.features.logic import (
     range_violations,
 )
 from ml_assets.layers.features.query import load_feature_files
-from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
+from ml_assets.resources.warehouse import Warehouse, warehouse_pool
 
 
 def build_features_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
     section = spec.features
     files = load_feature_files(spec)
     delay = spec.label.delay_days
-    common = {"asset": spec.names.key("features"), "pool": WAREHOUSE_POOL}
+    common = {"asset": spec.names.key("features"), "pool": warehouse_pool()}
     limits = {c: f.max_null_rate for c, f in section.columns.items()}
 
     def nulls_over(rates: dict[str, dict]) -> dict[str, float]:

@@ -10,7 +10,7 @@ from ml_assets.core.lineage import code_version
 from ml_assets.core.partitions import daily_partitions, window, window_metadata
 from ml_assets.core.spec import DatasetSpec
 from ml_assets.layers.ingest.raw import write_raw
-from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
+from ml_assets.resources.warehouse import Warehouse, warehouse_pool
 
 
 class RawConfig(dg.Config):
@@ -40,7 +40,7 @@ def build_raw_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         ],
         partitions_def=daily_partitions(spec),
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=WAREHOUSE_POOL,
+        pool=warehouse_pool(),
     )
     def raw(
         context: dg.AssetExecutionContext, config: RawConfig, warehouse: Warehouse

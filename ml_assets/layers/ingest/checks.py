@@ -21,7 +21,7 @@ from ml_assets.layers.ingest.logic import (
     source_accounts,
 )
 from ml_assets.layers.ingest.stream import StreamAccount, stream_accounts
-from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
+from ml_assets.resources.warehouse import Warehouse, warehouse_pool
 
 
 def build_raw_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
@@ -31,7 +31,7 @@ def build_raw_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
         spec,
         asset=spec.names.key("raw"),
         name="row_count_anomaly",
-        pool=WAREHOUSE_POOL,
+        pool=warehouse_pool(),
         description=(
             f"Each day's row count stays within {q.row_count_min_ratio}x..{q.row_count_max_ratio}x "
             f"of the median of the {q.trailing_days} days before it."
@@ -80,7 +80,7 @@ def build_raw_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
     @dg.asset_check(
         asset=spec.names.key("raw"),
         name="freshness",
-        pool=WAREHOUSE_POOL,
+        pool=warehouse_pool(),
         description=(
             f"The newest raw day is at most {q.freshness_max_lag_days} day(s) behind the newest day "
             "that should exist (yesterday, or the spec's last day)."
@@ -106,7 +106,7 @@ def build_raw_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
         asset=spec.names.key("raw"),
         name="source_rows_accounted",
         blocking=True,
-        pool=WAREHOUSE_POOL,
+        pool=warehouse_pool(),
         description=(
             "Per source file: rows in the file = rows placed in a day + rows rejected with a "
             f"reason (`{spec.name}.rejected_rows`), and each day of the run holds exactly the "

@@ -35,7 +35,7 @@ from ml_assets.layers.monitor.report import (
 )
 from ml_assets.layers.promote.champion import Champion
 from ml_assets.resources.mlflow_tracking import MlflowTracking
-from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
+from ml_assets.resources.warehouse import Warehouse, warehouse_pool
 
 
 def _day_meta(
@@ -93,7 +93,7 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         ],
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=WAREHOUSE_POOL,
+        pool=warehouse_pool(),
     )
     def drift_report(
         context: dg.AssetExecutionContext,
@@ -252,7 +252,7 @@ def build_monitor_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         ],
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=WAREHOUSE_POOL,
+        pool=warehouse_pool(),
     )
     def performance(
         context: dg.AssetExecutionContext, champion_model: Champion, warehouse: Warehouse

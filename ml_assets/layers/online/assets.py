@@ -10,7 +10,7 @@ from ml_assets.layers.online import store
 from ml_assets.layers.online.build import build_snapshot, newest_features_day
 from ml_assets.layers.online.compute import OnlineFeatures
 from ml_assets.layers.online.parity import check_parity
-from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
+from ml_assets.resources.warehouse import Warehouse, warehouse_pool
 
 PARITY = "training_serving_parity"
 
@@ -33,7 +33,7 @@ def build_online_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         group_name=spec.name,
         kinds={"parquet"},
         code_version=code_version(spec, "online"),
-        pool=WAREHOUSE_POOL,
+        pool=warehouse_pool(),
         # A snapshot that fails parity is not published, and nothing is materialized.
         output_required=False,
         check_specs=[

@@ -28,7 +28,7 @@ from ml_assets.layers.promote.card import model_links, render_model_card
 from ml_assets.layers.promote.champion import Champion
 from ml_assets.layers.promote.decide import decide, rollback_and_record
 from ml_assets.resources.mlflow_tracking import MlflowTracking
-from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
+from ml_assets.resources.warehouse import Warehouse, warehouse_pool
 
 
 class ChampionConfig(dg.Config):
@@ -54,7 +54,7 @@ def build_promote_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         group_name=spec.name,
         kinds={"mlflow"},
         code_version=version,
-        pool=WAREHOUSE_POOL,
+        pool=warehouse_pool(),
         # No output on a rejection: the champion did not change, so nothing downstream runs.
         output_required=False,
         # Wall-clock freshness shown in the UI; data-time staleness drives the retrain sensor.
@@ -162,7 +162,7 @@ def build_promote_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         group_name=spec.name,
         kinds={"markdown"},
         code_version=version,
-        pool=WAREHOUSE_POOL,
+        pool=warehouse_pool(),
     )
     def model_card(
         champion_model: Champion, warehouse: Warehouse, mlflow: MlflowTracking

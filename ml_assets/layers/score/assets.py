@@ -12,7 +12,7 @@ from ml_assets.core.spec import DatasetSpec
 from ml_assets.layers.promote.champion import Champion
 from ml_assets.layers.score.logic import score_window, unscored
 from ml_assets.resources.mlflow_tracking import MlflowTracking
-from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
+from ml_assets.resources.warehouse import Warehouse, warehouse_pool
 
 
 def build_score_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
@@ -44,7 +44,7 @@ def build_score_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         ins={"champion_model": dg.AssetIn(spec.names.key("champion_model"))},
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=WAREHOUSE_POOL,
+        pool=warehouse_pool(),
     )
     def predictions(
         context: dg.AssetExecutionContext,
@@ -96,7 +96,7 @@ def build_score_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
         spec,
         asset=spec.names.key("predictions"),
         name="every_row_scored",
-        pool=WAREHOUSE_POOL,
+        pool=warehouse_pool(),
         blocking=True,
         description="Every feature row of the window has a prediction.",
     )

@@ -25,7 +25,7 @@ from ml_assets.layers.train.dataset import (
 from ml_assets.layers.train.tracking import log_candidate
 from ml_assets.layers.train.training import Candidate, train_candidate
 from ml_assets.resources.mlflow_tracking import MlflowTracking
-from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
+from ml_assets.resources.warehouse import Warehouse, warehouse_pool
 
 
 class TrainingSetConfig(dg.Config):
@@ -98,7 +98,7 @@ def build_train_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         group_name=spec.name,
         kinds={"duckdb"},
         code_version=version,
-        pool=WAREHOUSE_POOL,
+        pool=warehouse_pool(),
         description=(
             f"Labelled feature rows of the newest {training.window_days} days of `{spec.name}`, "
             f"split by time: the last {training.split.test_days} days test, the "
@@ -138,7 +138,7 @@ def build_train_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         group_name=spec.name,
         kinds={"mlflow", "xgboost", "scikitlearn"},
         code_version=version,
-        pool=WAREHOUSE_POOL,
+        pool=warehouse_pool(),
         description=(
             f"The best of {', '.join(training.models)} on the validation split of "
             f"`{spec.name}/training_set`, registered in MLflow with the `challenger` alias."

@@ -6,7 +6,7 @@ import dagster as dg
 
 from ml_assets.core.spec import DatasetSpec
 from ml_assets.layers.train.dataset import SPLITS, SplitIntegrity, split_integrity
-from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
+from ml_assets.resources.warehouse import Warehouse, warehouse_pool
 
 
 def split_problems(splits: list[SplitIntegrity], task: str) -> list[str]:
@@ -40,7 +40,7 @@ def build_train_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
         asset=spec.names.key("training_set"),
         name="split_integrity",
         blocking=True,
-        pool=WAREHOUSE_POOL,
+        pool=warehouse_pool(),
         description=(
             "Train, validation and test are non-empty, in time order without overlap, share no "
             "key, and have no NULL labels (binary: both classes in every split)."

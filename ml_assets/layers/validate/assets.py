@@ -9,7 +9,7 @@ from ml_assets.core.lineage import code_version
 from ml_assets.core.partitions import daily_partitions, window, window_metadata
 from ml_assets.core.spec import DatasetSpec
 from ml_assets.layers.validate.logic import reason_counts, write_validated
-from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
+from ml_assets.resources.warehouse import Warehouse, warehouse_pool
 
 
 def build_validate_assets(spec: DatasetSpec) -> dg.AssetsDefinition:
@@ -47,7 +47,7 @@ def build_validate_assets(spec: DatasetSpec) -> dg.AssetsDefinition:
         ],
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=WAREHOUSE_POOL,
+        pool=warehouse_pool(),
     )
     def validate(
         context: dg.AssetExecutionContext, warehouse: Warehouse

@@ -23,11 +23,11 @@ from ml_assets.layers.validate.logic import (
     reason_counts,
     worst_null_rates,
 )
-from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
+from ml_assets.resources.warehouse import Warehouse, warehouse_pool
 
 
 def build_validate_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
-    common = {"pool": WAREHOUSE_POOL}
+    common = {"pool": warehouse_pool()}
     limits = {c: col.max_null_rate or 0 for c, col in spec.contract.columns.items()}
 
     def over_limit(worst: dict[str, tuple[float, str]]) -> dict[str, tuple[float, str]]:
