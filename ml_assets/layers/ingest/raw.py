@@ -28,6 +28,7 @@ from pathlib import Path
 import duckdb
 
 from ml_assets import settings
+from ml_assets.core.faults import fault_point
 from ml_assets.core.spec import DatasetSpec
 from ml_assets.core.sql import create_tables, ident, render, rewrite_window
 from ml_assets.layers.ingest.files import (
@@ -190,6 +191,7 @@ def write_raw(
             )
         for f in files:
             _write_file(conn, spec, f, (start, end), columns, stamp, placement)
+            fault_point("raw.file_written")
         for kind, f, profile in to_register:
             conn.execute(
                 f"""INSERT INTO {spec.names.table("source_files")} VALUES
