@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import resource
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,9 @@ class Job:
     tags: dict = field(default_factory=dict)
     selection: tuple[str, ...] = ()  # asset keys ("flights/predictions"); empty: the whole job
     tracking_uri: str = ""  # MLflow store for this run ("" = the default sqlite store)
+    # RLIMIT_FSIZE for the run (bytes; 0 = none): a write past it fails (EFBIG), as a write to a
+    # full disk fails (ENOSPC); set once the instance is open, so only the run's writes meet it.
+    file_size_limit: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,10 @@ def _child(home: str, dagster_home: str, job: Job, fault: str | None, env: dict,
     selection = [dg.AssetKey.from_user_string(s) for s in job.selection] or None
     with dg.DagsterInstance.from_config(dagster_home) as instance:
         instance_health.prepare_headless(instance, timeout_seconds=60)
+        if job.file_size_limit:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write, do not kill
+            hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+            resource.setrlimit(resource.RLIMIT_FSIZE, (job.file_size_limit, hard))
         result = defs.resolve_job_def(job.name).execute_in_process(
             instance=instance,
             run_config=config,

@@ -21,6 +21,7 @@ import duckdb
 import pytest
 
 from ml_assets import settings
+from ml_assets.core.predictor import current_champion
 from ml_assets.core.spec import DatasetSpec, load_spec, read_spec_mapping, write_spec
 from ml_assets.core.tags import TRIGGER_TAG
 from ml_assets.resources.mlflow_tracking import MlflowTracking
@@ -142,3 +143,29 @@ def audit(db: Path) -> list[tuple]:
                       new_champion_version, dagster_run_id
                FROM governance.model_decisions ORDER BY decision_id"""
         ).fetchall()
+
+
+def runs_per_day(db: Path, table: str) -> dict[object, int]:
+    column = "dagster_run_id" if table == "flights.predictions" else "_run_id"
+    with duckdb.connect(str(db), read_only=True) as conn:
+        return dict(
+            conn.execute(
+                f"SELECT _partition_date, count(DISTINCT {column}) FROM {table} GROUP BY ALL"
+            ).fetchall()
+        )
+
+
+def assert_registry_agrees_with_audit(home: Path) -> list[tuple]:
+    """The alias is the audited champion; each row continues the one before; every version the
+    registry shows as promoted has its `promoted` row."""
+    rows = audit(warehouse(home))
+    store = tracking(home)
+    assert current_champion(store, MODEL) == rows[-1][3], rows
+    champion = None
+    for row in rows:
+        assert row[2] == champion, rows  # previous_champion_version
+        champion = row[3]
+    versions = store.client().search_model_versions(f"name = '{MODEL}'")
+    promoted = {str(v.version) for v in versions if "promoted_at" in v.tags}
+    assert promoted == {r[1] for r in rows if r[0] == "promoted"}, (promoted, rows)
+    return rows

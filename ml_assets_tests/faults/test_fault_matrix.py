@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from ml_assets.core.predictor import current_champion
@@ -28,9 +27,11 @@ from ml_assets_tests.faults.driver import Job, run_job
 from ml_assets_tests.faults.prepared import (
     MODEL,
     RETRAIN_AS_OF,
+    assert_registry_agrees_with_audit,
     audit,
     data_job,
     expect_success,
+    runs_per_day,
     score_job,
     table_states,
     tracking,
@@ -79,37 +80,13 @@ CASES = [
         committed=("flights.training_set", "governance.model_decisions"),
         model=True,
     ),
-    Case("scoring.predictions_written", score_job()),
+    Case("scoring.predictions_written", score_job(*DATA_DAYS)),
     Case(
-        "scoring.committed", score_job(), committed=("flights.predictions", "flights.explanations")
+        "scoring.committed",
+        score_job(*DATA_DAYS),
+        committed=("flights.predictions", "flights.explanations"),
     ),
 ]
-
-
-def runs_per_day(db: Path, table: str) -> dict[object, int]:
-    column = "dagster_run_id" if table == "flights.predictions" else "_run_id"
-    with duckdb.connect(str(db), read_only=True) as conn:
-        return dict(
-            conn.execute(
-                f"SELECT _partition_date, count(DISTINCT {column}) FROM {table} GROUP BY ALL"
-            ).fetchall()
-        )
-
-
-def assert_registry_agrees_with_audit(home: Path) -> list[tuple]:
-    """The alias is the audited champion; each row continues the one before; every version the
-    registry shows as promoted has its `promoted` row."""
-    rows = audit(warehouse(home))
-    store = tracking(home)
-    assert current_champion(store, MODEL) == rows[-1][3], rows
-    champion = None
-    for row in rows:
-        assert row[2] == champion, rows  # previous_champion_version
-        champion = row[3]
-    versions = store.client().search_model_versions(f"name = '{MODEL}'")
-    promoted = {str(v.version) for v in versions if "promoted_at" in v.tags}
-    assert promoted == {r[1] for r in rows if r[0] == "promoted"}, (promoted, rows)
-    return rows
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.point for c in CASES])
