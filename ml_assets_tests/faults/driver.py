@@ -29,7 +29,8 @@ from ml_assets import instance_health
 from ml_assets.core.faults import ENV as FAULT_ENV
 from ml_assets.core.spec import load_specs
 from ml_assets.core.tags import RANGE_END, RANGE_START
-from ml_assets.definitions import build_defs
+from ml_assets.definitions import shared_resources
+from ml_assets.factory import build_dataset_defs
 from ml_assets.replay import QUIET
 from ml_assets.resources.mlflow_tracking import MlflowTracking
 
@@ -75,12 +76,13 @@ def _child(home: str, dagster_home: str, job: Job, fault: str | None, env: dict,
     with open(f"{out}.log", "w") as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
-    defs = build_defs(load_specs(Path(home) / "specs"))
+    specs = load_specs(Path(home) / "specs")
+    resources = dict(shared_resources().resources)
     if job.tracking_uri:
-        defs = dg.Definitions.merge(
-            defs,
-            dg.Definitions(resources={"mlflow": MlflowTracking(tracking_uri=job.tracking_uri)}),
-        )
+        resources["mlflow"] = MlflowTracking(tracking_uri=job.tracking_uri)
+    defs = dg.Definitions.merge(
+        *(build_dataset_defs(s) for s in specs), dg.Definitions(resources=resources)
+    )
     tags = dict(job.tags)
     if job.start:
         tags |= {RANGE_START: job.start, RANGE_END: job.end or job.start}

@@ -111,15 +111,17 @@ def test_scoring_with_mlflow_unreachable_fails_naming_it_then_converges(
 def test_a_full_disk_while_writing_a_partition_fails_naming_the_file_and_keeps_it(
     home: Path, project: Path
 ) -> None:
-    """February's raw rows (25k, ~MBs of WAL) against a 2 MB file-size limit."""
+    """February's raw rows (25k rows, MBs of WAL) and the lookups against a 2 MB file-size limit."""
     db = warehouse(home)
     before, content = table_states(db), table_states(db, content=True)
     job = dataclasses.replace(data_job("2013-02-01", "2013-02-28"), file_size_limit=2_000_000)
     failed = run_job(home, project, job)
     assert failed.exitcode == 0 and failed.success is False, failed.log[-3000:]
-    (error,) = failed.errors
-    assert error.startswith("flights__raw:"), error[:2000]
-    assert "File too large" in error and f"{db}" in error, error[:2000]
+    # Both steps that write in the run fail at their commit, naming the file they could not write.
+    assert {e.split(":")[0] for e in failed.errors} == {"flights__raw", "flights__reference_tables"}
+    for error in failed.errors:
+        assert "Failed to commit" in error and f"{db}.wal" in error, error[-2000:]
+        assert "File too large" in error, error[-2000:]
     assert table_states(db) == before
 
     expect_success(run_job(home, project, data_job("2013-02-01", "2013-02-28")))
