@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from ml_assets.core.faults import fault_point
 from ml_assets.core.spec import DatasetSpec
 from ml_assets.core.sql import create_tables, ident, render, rewrite_window, table_exists
 from ml_assets.layers.features.query import (
@@ -146,6 +147,7 @@ def write_features(
                 raise FeatureSqlError(
                     f"feature SQL {[str(f.path) for f in files]} failed for {lo}..{hi}: {first}"
                 ) from None
+            fault_point("features.chunk_written")
     return day_counts(conn, spec, start, end)
 
 

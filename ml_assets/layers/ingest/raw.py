@@ -24,6 +24,7 @@ A dataset whose source is a Kafka topic rebuilds its days from the stream ledger
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from pathlib import Path
 import duckdb
 
 from ml_assets import settings
+from ml_assets.core.faults import fault_point
 from ml_assets.core.spec import DatasetSpec
 from ml_assets.core.sql import create_tables, ident, render, rewrite_window
 from ml_assets.layers.ingest.files import (
@@ -42,6 +44,7 @@ from ml_assets.layers.ingest.files import (
     placement_params,
     reader_sql,
     resolve_source,
+    sha256,
     source_file,
     sourced_sql,
 )
@@ -101,18 +104,58 @@ def _registered_landing(
     return files
 
 
+def landing_file_format(path: Path) -> str:
+    return "parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv"
+
+
 def landing_file(path: Path) -> SourceFile:
-    fmt = "parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv"
-    return source_file(path, fmt)
+    return source_file(path, landing_file_format(path))
 
 
-def _archive(spec: DatasetSpec, file: SourceFile) -> SourceFile:
-    target = settings.archive_dir(spec.name) / f"{file.checksum}{file.path.suffix}"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(file.readable_path, target.with_suffix(".part"))
-        target.with_suffix(".part").rename(target)
-    return SourceFile(file.path, file.checksum, file.format, target, file.uri)
+def _stat(path: Path, when: str) -> tuple[int, int, int]:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise SourceError(
+            f"{path}: landing file disappeared {when}; nothing of it was ingested"
+        ) from None
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def _snapshot(spec: DatasetSpec, path: Path) -> tuple[SourceFile, bool]:
+    """Copy a landing file once into the archive and checksum the copy: its checksum, its
+    profile and its rows are then all read from that one version, whatever happens to the
+    original. A file that disappears, or changes (size, mtime or inode) while it is copied, is
+    refused with an error naming it. Returns the archived file and whether this call created
+    its archived copy."""
+    before = _stat(path, "before it could be read")
+    folder = settings.archive_dir(spec.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    staged = folder / f".{path.name}.{os.getpid()}.part"
+    try:
+        shutil.copyfile(path, staged)
+        if _stat(path, "while it was being read") != before:
+            raise SourceError(
+                f"{path}: landing file changed while it was being read; nothing of it was "
+                "ingested (drop it again once it is complete)"
+            )
+    except FileNotFoundError:
+        staged.unlink(missing_ok=True)
+        raise SourceError(
+            f"{path}: landing file disappeared while it was being read; nothing of it was ingested"
+        ) from None
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    checksum = sha256(staged)
+    target = folder / f"{checksum}{path.suffix}"
+    created = not target.exists()
+    if created:
+        staged.rename(target)
+    else:
+        staged.unlink()
+    fmt = landing_file_format(path)
+    return SourceFile(path, checksum, fmt, target, str(path)), created
 
 
 def _check_landing_window(
@@ -174,14 +217,22 @@ def write_raw(
             to_register.append(("bundled", f, inspect_file(f, spec, require_placed=False)))
     new_landing: list[SourceFile] = []
     for path in landing:
-        f = landing_file(Path(path))
+        # Read once: a file rewritten after its checksum was taken would otherwise be
+        # registered under one version's checksum with another version's rows.
+        f, created = _snapshot(spec, Path(path))
         if f.checksum in known or any(f.checksum == g.checksum for g in bundled + new_landing):
+            if created:  # the same bytes as a bundled file: no archived copy needed
+                f.readable_path.unlink(missing_ok=True)
             continue  # the same bytes were ingested already: once is enough
-        profile = inspect_file(f, spec, spec.source)
-        _check_landing_window(f, profile, spec, start, end)
-        archived = _archive(spec, f)
-        new_landing.append(archived)
-        to_register.append(("landing", archived, profile))
+        try:
+            profile = inspect_file(f, spec, spec.source)
+            _check_landing_window(f, profile, spec, start, end)
+        except BaseException:
+            if created:  # a refused file leaves no archived copy behind
+                f.readable_path.unlink(missing_ok=True)
+            raise
+        new_landing.append(f)
+        to_register.append(("landing", f, profile))
 
     files = bundled + _registered_landing(conn, spec, start, end) + new_landing
     table = spec.names.table("raw")
@@ -201,6 +252,7 @@ def write_raw(
             )
         for f in files:
             _write_file(conn, spec, f, (start, end), columns, stamp, placement)
+            fault_point("raw.file_written")
         for kind, f, profile in to_register:
             conn.execute(
                 f"""INSERT INTO {spec.names.table("source_files")} VALUES

@@ -1,7 +1,9 @@
 """The audit trail: one appended row per promotion, rejection or rollback, in DuckDB.
 
 The registry says what serves now; this table says how it got there: which gates passed with
-which values, what triggered the retrain, which run and code decided. Rows are only inserted.
+which values, what triggered the retrain, which run and code decided. Rows are only inserted,
+before the registry moves (`decide.py`): a row whose move failed with an error is withdrawn, one
+whose move a crash cut short is finished by the next decision.
 """
 
 from __future__ import annotations

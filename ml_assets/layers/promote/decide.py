@@ -1,26 +1,41 @@
 """Act on the gates and write the audit row, as one step an asset can call.
 
-The audit INSERT is opened first and committed only after the registry move succeeds, so a
-failed move leaves no row claiming it happened; a move is never made without its row being
-written in the same step (the remaining gap, a crash between the move and the COMMIT, is one
-local DuckDB commit wide).
+The audit row is the decision's write-ahead record: it is committed first, then the registry is
+moved. A crash (`kill -9`, OOM) between the two, or in the middle of the move, leaves a row whose
+move is unfinished, never a moved alias without its row; the next `decide` or
+`rollback_and_record` first finishes it (`reconcile`: the alias is set to the row's new champion
+and its tags are completed), so the registry and the audit agree again before anything new is
+decided. A move that fails with an error (MLflow refused it) withdraws its row before the error
+propagates, unless the alias had already moved: then the row stays and is finished next time.
+The audited champion is authoritative: an alias moved outside this module is moved back.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 from collections.abc import Mapping, Sequence
 
 import duckdb
 
+from ml_assets.core.faults import fault_point
 from ml_assets.core.predictor import current_champion
 from ml_assets.core.sql import transaction
-from ml_assets.layers.evaluate.gates import GateResult, verdict
+from ml_assets.layers.evaluate.gates import GateResult, Verdict, verdict
 from ml_assets.layers.evaluate.metrics import Metrics
-from ml_assets.layers.promote.audit import Decision, insert_decision
-from ml_assets.layers.promote.registry import promote, reject, rollback, rollback_target
+from ml_assets.layers.promote.audit import TABLE, Decision, decisions, record_decision
+from ml_assets.layers.promote.registry import (
+    mark_superseded,
+    promote,
+    reject,
+    rollback,
+    rollback_target,
+    version_tags,
+)
 from ml_assets.resources.mlflow_tracking import MlflowTracking
+
+_LOG = logging.getLogger(__name__)
 
 
 def decide(
@@ -40,6 +55,7 @@ def decide(
     """Promote the candidate if every blocking gate passed, else reject it; audit either way."""
     outcome = verdict(gates)
     at = at or dt.datetime.now(dt.UTC)
+    reconcile(tracking, conn, dataset=dataset, model_name=model_name)
     previous = current_champion(tracking, model_name)
     decision = Decision(
         dataset=dataset,
@@ -56,12 +72,16 @@ def decide(
         metrics=metrics.to_json() if isinstance(metrics, Metrics) else dict(metrics),
         checks=[g.to_json() for g in gates],
     )
-    with transaction(conn):
-        decision_id = insert_decision(conn, decision)
+    decision_id = record_decision(conn, decision)
+    fault_point("promotion.audit_recorded")
+    try:
         if outcome.promote:
             promote(tracking, model_name, decision.candidate_version, outcome, at=at)
         else:
             reject(tracking, model_name, decision.candidate_version, outcome.reason, at=at)
+    except Exception:
+        _withdraw_unless_moved(tracking, conn, decision, decision_id)
+        raise
     return dataclasses.replace(decision, decision_id=decision_id)
 
 
@@ -80,6 +100,7 @@ def rollback_and_record(
 ) -> Decision:
     """Roll the champion back (to `to_version`, or the one it replaced) and audit it."""
     at = at or dt.datetime.now(dt.UTC)
+    reconcile(tracking, conn, dataset=dataset, model_name=model_name)
     current, target = rollback_target(tracking, model_name, to_version)
     decision = Decision(
         dataset=dataset,
@@ -94,7 +115,84 @@ def rollback_and_record(
         dagster_run_id=dagster_run_id,
         decided_at=at,
     )
-    with transaction(conn):
-        decision_id = insert_decision(conn, decision)
+    decision_id = record_decision(conn, decision)
+    fault_point("promotion.audit_recorded")
+    try:
         rollback(tracking, model_name, target, reason, at=at)
+    except Exception:
+        _withdraw_unless_moved(tracking, conn, decision, decision_id)
+        raise
     return dataclasses.replace(decision, decision_id=decision_id)
+
+
+def _withdraw_unless_moved(
+    tracking: MlflowTracking, conn: duckdb.DuckDBPyConnection, decision: Decision, decision_id: int
+) -> None:
+    """After a registry error: delete the decision's row if the alias did not move (no row may
+    claim a move that never happened). If the registry cannot even be read, the row stays and
+    the next `reconcile` finishes the move the gates allowed."""
+    try:
+        champion = current_champion(tracking, decision.model_name)
+    except Exception:  # the registry is unreachable: the original error is the one to raise
+        return
+    moved = decision.decision != "rejected" and champion == decision.new_champion_version
+    if moved and decision.new_champion_version != decision.previous_champion_version:
+        return
+    with transaction(conn):
+        conn.execute(f"DELETE FROM {TABLE} WHERE decision_id = ?", [decision_id])
+
+
+def _tag_time(tags: dict[str, str], key: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(tags[key])
+    except (KeyError, ValueError):
+        return None
+
+
+def reconcile(
+    tracking: MlflowTracking, conn: duckdb.DuckDBPyConnection, *, dataset: str, model_name: str
+) -> Decision | None:
+    """Finish the newest audited decision if a crash cut its registry move short; return it if
+    anything was done.
+
+    Promoted or rolled back: the `champion` alias must point at the row's new champion, with the
+    tags the move writes (`promoted_at`/`restored_at` at the decision time, `superseded_by` on
+    the replaced version). Rejected: the version must carry `rejected=true`.
+    """
+    rows = decisions(conn, dataset, model_name)
+    if not rows:
+        return None
+    last = rows[-1]
+    champion = current_champion(tracking, model_name)
+    at = last.decided_at
+    if last.decision == "rejected":
+        candidate = str(last.candidate_version)
+        if champion == candidate or version_tags(tracking, model_name, candidate).get("rejected"):
+            return None
+        reject(tracking, model_name, candidate, last.reason, at=at)
+    elif champion != last.new_champion_version:
+        if last.decision == "promoted":
+            allowed = Verdict(promote=True, failed_blocking=(), warnings=(), reason=last.reason)
+            promote(tracking, model_name, str(last.candidate_version), allowed, at=at)
+        else:
+            rollback(tracking, model_name, last.new_champion_version, last.reason, at=at)
+    else:
+        new, previous = str(last.new_champion_version), last.previous_champion_version
+        stamp = "promoted_at" if last.decision == "promoted" else "restored_at"
+        complete = _tag_time(version_tags(tracking, model_name, new), stamp) == at
+        if previous and previous != new:
+            replaced = version_tags(tracking, model_name, previous)
+            complete &= replaced.get("superseded_by") == new or last.decision == "rollback"
+        if complete:
+            return None
+        if last.decision == "promoted" and previous and previous != new:
+            mark_superseded(tracking, model_name, previous, new, at)
+    _LOG.warning(
+        "%s: finished decision %s (%s v%s at %s) whose registry move a crash had cut short",
+        model_name,
+        last.decision_id,
+        last.decision,
+        last.candidate_version,
+        at.isoformat(),
+    )
+    return last

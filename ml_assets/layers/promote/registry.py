@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from ml_assets.core.faults import fault_point
 from ml_assets.core.predictor import CHAMPION, current_champion
 from ml_assets.layers.evaluate.gates import Verdict
 from ml_assets.resources.mlflow_tracking import MlflowTracking
@@ -83,10 +84,23 @@ def promote(
         if key in version.tags:
             client.delete_model_version_tag(name, candidate, key)
     client.set_registered_model_alias(name, CHAMPION, candidate)
+    fault_point("promotion.alias_moved")
     if previous is not None and previous != candidate:
-        _tag(client, name, previous, "superseded_by", candidate)
-        _tag(client, name, previous, "superseded_at", at.isoformat())
+        mark_superseded(tracking, name, previous, candidate, at)
     return RegistryChange(name, "promoted", candidate, previous, candidate, at)
+
+
+def mark_superseded(
+    tracking: MlflowTracking, name: str, previous: str, candidate: str, at: dt.datetime
+) -> None:
+    """Tag the version a promotion replaced with its successor (idempotent)."""
+    client = tracking.client()
+    _tag(client, name, previous, "superseded_by", candidate)
+    _tag(client, name, previous, "superseded_at", at.isoformat())
+
+
+def version_tags(tracking: MlflowTracking, name: str, version: str) -> dict[str, str]:
+    return dict(_version(tracking.client(), name, str(version)).tags)
 
 
 def reject(

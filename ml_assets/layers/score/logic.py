@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from ml_assets.core.faults import fault_point
 from ml_assets.core.model import Predictor
 from ml_assets.core.spec import DatasetSpec
 from ml_assets.core.sql import create_tables, ident, render, rewrite_window
@@ -108,9 +109,11 @@ def score_window(
     with rewrite_window(conn, [table, explanations], start, end):
         conn.register("_scored", out)
         conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _scored")
+        fault_point("scoring.predictions_written")
         conn.unregister("_scored")
         if explained is not None:
             insert_explanations(conn, explanations, explained, ref, run_id=run_id)
+    fault_point("scoring.committed")
     per_day = out.groupby("_partition_date").size()
     return ScoreWrite(
         rows=len(out),

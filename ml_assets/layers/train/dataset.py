@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from ml_assets.core.faults import fault_point
 from ml_assets.core.spec import DatasetSpec, SpecError, TrainingSection
 from ml_assets.core.sql import ident, render, table_exists, transaction
 
@@ -205,6 +206,7 @@ def write_training_set(
             ),
             window.params(),
         )
+        fault_point("training_set.written")
     return stats, data_version(conn, spec)
 
 

@@ -33,6 +33,7 @@ from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.models import infer_signature
 
+from ml_assets.core.faults import fault_point
 from ml_assets.core.jsonable import json_ready
 from ml_assets.core.model import ModelRef
 from ml_assets.core.predictor import (
@@ -294,6 +295,7 @@ def log_candidate(
             }
         )
         name = registered_model_name(spec)
+        fault_point("training.model_logged")
         # MLflow prints "Successfully registered model ..." to stderr: the debug log gets it.
         with contextlib.redirect_stderr(io.StringIO()) as said:
             version = mlflow.register_model(

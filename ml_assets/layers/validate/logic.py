@@ -8,6 +8,7 @@ from pathlib import Path
 
 import duckdb
 
+from ml_assets.core.faults import fault_point
 from ml_assets.core.spec import DatasetSpec
 from ml_assets.core.sql import create_tables, ident, render, rewrite_window
 from ml_assets.layers.validate.contract import flag_fragments, typed_name
@@ -78,6 +79,7 @@ def write_validated(
             ),
             stamp,
         )
+        fault_point("validated.validated_written")
         conn.execute(
             render(
                 SQL / "insert_quarantine.sql",
