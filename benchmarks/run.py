@@ -34,8 +34,9 @@ FIGURE_MODULES = (
     "benchmarks.partitions",
     "benchmarks.streaming",
 )
-# Full runs only (`make bench`, `--only`): scale-out figures, absent from --quick's figure list.
-FULL_RUN_MODULES = ("benchmarks.multiwriter",)
+# Full runs only (`make bench`, `--only`): scale-out and serving figures (servers and load for
+# tens of seconds each), absent from --quick's figure list.
+FULL_RUN_MODULES = ("benchmarks.multiwriter", "benchmarks.serving")
 # Figures of issue 6 that no module registers yet: listed in the results as not measured.
 PLANNED: dict[str, str] = {}
 # Output order (issue 6's numbering); figures registered under other names follow.

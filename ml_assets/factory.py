@@ -21,6 +21,7 @@ from ml_assets.layers.ingest.checks import build_raw_checks
 from ml_assets.layers.monitor.assets import build_monitor_assets
 from ml_assets.layers.online.assets import build_online_assets
 from ml_assets.layers.promote.assets import build_promote_assets
+from ml_assets.layers.requests.assets import build_request_assets
 from ml_assets.layers.score.assets import build_score_assets, build_score_checks
 from ml_assets.layers.train.assets import build_train_assets
 from ml_assets.layers.train.checks import build_train_checks
@@ -118,7 +119,10 @@ def build_dataset_defs(spec: DatasetSpec) -> dg.Definitions:
             ),
         ]
         sensors.append(build_retrain_sensor(spec, train_job.name, names.op("training_set")))
-        assets += training + monitoring
+        # The service's request log, ingested on demand (the log has no event to be eager on).
+        online_log = build_request_assets(spec)
+        jobs.append(_job(names.job("online_log"), online_log, "request log -> online summary."))
+        assets += training + monitoring + online_log
     return dg.Definitions(
         assets=assets, asset_checks=checks, jobs=jobs, sensors=sensors, schedules=schedules
     )

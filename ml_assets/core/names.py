@@ -24,6 +24,8 @@ ASSETS = (
     "reference_tables",
     "features",
     "online_features",
+    "online_requests",
+    "online_summary",
     "training_set",
     "model_candidate",
     "model_evaluation",
@@ -47,6 +49,8 @@ TABLES = (
     "explanations",
     "drift",
     "performance",
+    "online_requests",
+    "online_summary",
 )
 
 

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         config = ServeSettings.from_env(
             host=args.host, port=args.port, poll_seconds=args.poll_seconds
         )
-    except UnsafeConfig as exc:
+    except (UnsafeConfig, ValueError) as exc:
         sys.stderr.write(f"refusing to start: {exc}\n")
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -3,13 +3,21 @@
 Errors are JSON `{"error": ..., "request_id": ...}` with a status that says whose fault it is
 (4xx: the request, naming the field; 503: nothing to serve yet; 500: ours, without detail),
 and never a stack trace or a file path. Scoring is one `predict` per request, whatever its rows.
+
+Who answers: the champion, or for a `canary_fraction` share of predict requests the challenger,
+falling back to the champion if the challenger raises (counted). Whatever answered, the other
+model scores the same rows afterwards in shadow, and every row goes to the request log
+(`background.py`); neither is on the response's path.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import json
 import logging
+import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -18,11 +26,14 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from ml_assets.core.jsonable import json_ready
 from ml_assets.layers.online.compute import RequestError
+from ml_assets.layers.requests.log import RequestLog
+from ml_assets.serving.background import Background, Scored, decide, score_with
 from ml_assets.serving.config import ServeSettings
+from ml_assets.serving.metrics import Metrics
 from ml_assets.serving.payloads import PayloadError, invocation_rows, predict_rows
 from ml_assets.serving.state import Poller, Served, ServingState, model_name
 
@@ -93,30 +104,65 @@ class _TooLarge(Exception):
     pass
 
 
-def create_app(state: ServingState, config: ServeSettings, *, poll: bool = True) -> FastAPI:
-    """The app over `state`; with `poll`, a background poller hot-reloads champions."""
+def _scored_path(path: str) -> tuple[str, str] | None:
+    """(dataset, endpoint) of a predict or invocations path, else None."""
+    parts = path.strip("/").split("/")
+    if parts == ["invocations"]:
+        return "", "invocations"
+    if len(parts) == 3 and parts[0] == "v1" and parts[2] in {"predict", "invocations"}:
+        return parts[1], parts[2]
+    return None
+
+
+def create_app(
+    state: ServingState,
+    config: ServeSettings,
+    *,
+    poll: bool = True,
+    request_log: RequestLog | None = None,
+) -> FastAPI:
+    """The app over `state`; with `poll`, a background poller hot-reloads champions.
+
+    Predictions go to `request_log` (default: `data/online/requests/`) unless the settings
+    turn the log off.
+    """
+    metrics = Metrics()
+    state.on_reload = lambda ds, role, outcome: metrics.reloads.labels(ds, role, outcome).inc()
+    state.with_challenger = config.shadow or config.canary_fraction > 0
+    written = (request_log or RequestLog()) if config.request_log else None
+    background = Background(metrics, written, config.log_flush_seconds)
+    canary_draw = random.Random()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         state.refresh()
+        background.start()
         poller = Poller(state, config.poll_seconds) if poll else None
         if poller:
             poller.start()
         yield
         if poller:
             poller.stop()
+        background.stop()
 
     app = FastAPI(title="ml_assets serving", lifespan=lifespan, docs_url=None, redoc_url=None)
 
     @app.middleware("http")
     async def request_id(request: Request, call_next: Callable[[Request], Awaitable]) -> Any:
         request.state.request_id = uuid.uuid4().hex
+        scored = _scored_path(request.url.path)
+        started = time.perf_counter()
         try:
             response = await call_next(request)
         except Exception:
             log.exception("request %s failed", request.state.request_id)
-            return _error(request, 500, "internal error")
+            response = _error(request, 500, "internal error")
         response.headers["x-request-id"] = request.state.request_id
+        if scored is not None:
+            dataset, endpoint = scored
+            labels = getattr(request.state, "metric_labels", None) or (dataset, "", "", "")
+            metrics.requests.labels(*labels, str(response.status_code)).inc()
+            metrics.latency.labels(labels[0], endpoint).observe(time.perf_counter() - started)
         return response
 
     @app.exception_handler(ApiError)
@@ -164,18 +210,57 @@ def create_app(state: ServingState, config: ServeSettings, *, poll: bool = True)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ApiError(400, "the body is not valid JSON") from None
 
-    def score(current: Served, rows: list[dict], request: Request) -> dict:
+    def score(current: Served, rows: list[dict], request: Request, *, canary: bool) -> dict:
+        started = time.perf_counter()
+        received_at = dt.datetime.now(dt.UTC)
+        dataset = current.spec.name
+        champion, challenger = current.predictor, current.challenger
+        request.state.metric_labels = (dataset, champion.ref.registered_name, "", "champion")
         if len(rows) > config.max_batch_rows:
             raise ApiError(413, f"{len(rows)} rows: at most {config.max_batch_rows} per request")
         frame = current.online.features(rows)
-        ref = current.predictor.ref
-        scores = current.predictor.predict(frame[list(ref.features)])  # one call per batch
-        threshold = current.predictor.threshold
-        decisions = [None] * len(scores) if threshold is None else (scores >= threshold).tolist()
+        answering, served_by, fallback = champion, "champion", False
+        scores = None
+        if canary and challenger is not None and canary_draw.random() < config.canary_fraction:
+            try:
+                scores = score_with(challenger, frame)
+                answering, served_by = challenger, "canary"
+            except Exception:
+                log.exception(
+                    "canary: challenger v%s failed, champion answers", challenger.ref.version
+                )
+                metrics.canary_fallbacks.labels(dataset, challenger.ref.version).inc()
+                fallback = True
+        if scores is None:
+            scores = score_with(champion, frame)  # one call per batch
+        ref = answering.ref
+        threshold = answering.threshold
+        decisions = decide(answering, scores)
+        request.state.metric_labels = (dataset, ref.registered_name, ref.version, served_by)
+        metrics.rows.labels(dataset, ref.version).inc(len(scores))
+        shadow = (challenger if served_by == "champion" else champion) if config.shadow else None
+        if shadow is not None or written is not None:
+            background.submit(
+                Scored(
+                    dataset=dataset,
+                    request_id=request.state.request_id,
+                    received_at=received_at,
+                    rows=rows,
+                    frame=frame,
+                    served=answering,
+                    served_by=served_by,
+                    canary_fallback=fallback,
+                    scores=scores,
+                    decisions=decisions,
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                    shadow=shadow,
+                )
+            )
         return {
             "request_id": request.state.request_id,
             "model": {"name": ref.registered_name, "version": ref.version},
             "decision_threshold": threshold,
+            "served_by": served_by,
             "snapshot_as_of": current.online.manifest["as_of"],
             "predictions": [
                 {"key": k, "score": float(s), "decision": d}
@@ -191,6 +276,8 @@ def create_app(state: ServingState, config: ServeSettings, *, poll: bool = True)
                 name: (
                     {
                         "model_version": s.predictor.ref.version,
+                        "challenger_version": s.challenger.ref.version if s.challenger else None,
+                        "challenger_problem": state.challenger_problems.get(name),
                         "snapshot": s.online.snapshot.name,
                         "as_of": s.online.manifest["as_of"],
                     }
@@ -209,7 +296,7 @@ def create_app(state: ServingState, config: ServeSettings, *, poll: bool = True)
             rows = predict_rows(await body(request))
         except PayloadError as exc:
             raise ApiError(400, str(exc)) from None
-        return score(current, rows, request)
+        return score(current, rows, request, canary=True)
 
     async def invocations(dataset: str | None, request: Request) -> dict:
         authorize(request)
@@ -222,7 +309,8 @@ def create_app(state: ServingState, config: ServeSettings, *, poll: bool = True)
             rows = invocation_rows(await body(request))
         except PayloadError as exc:
             raise ApiError(400, str(exc)) from None
-        out = score(current, rows, request)
+        # MLflow clients expect one model's answers: the canary is for the predict endpoint.
+        out = score(current, rows, request, canary=False)
         return {"predictions": [p["score"] for p in out["predictions"]]}
 
     @app.post("/invocations")
@@ -232,6 +320,11 @@ def create_app(state: ServingState, config: ServeSettings, *, poll: bool = True)
     @app.post("/v1/{dataset}/invocations")
     async def invocations_dataset(dataset: str, request: Request) -> dict:
         return await invocations(dataset, request)
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @app.get("/v1/{dataset}/model")
     def model(dataset: str) -> dict:

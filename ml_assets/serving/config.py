@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 TOKEN_ENV = "ML_ASSETS_API_TOKEN"
+_OFF = {"0", "false", "no", "off"}
 
 
 class UnsafeConfig(ValueError):
@@ -22,6 +23,14 @@ class ServeSettings:
     max_body_bytes: int = 1_000_000
     max_batch_rows: int = 1_000
     token: str | None = None  # required on predict endpoints when set
+    # Score every request with the `challenger` too, in the background (never returned).
+    shadow: bool = True
+    # Share of predict requests the challenger answers (0: none); a failure falls back.
+    canary_fraction: float = 0.0
+    # Append every prediction to data/online/requests/ (the `online_requests` asset's input).
+    request_log: bool = True
+    # Seconds between request-log writes: how stale the log on disk may be.
+    log_flush_seconds: float = 2.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServeSettings:
@@ -33,6 +42,14 @@ class ServeSettings:
             "max_body_bytes": int(env.get("ML_ASSETS_SERVE_MAX_BODY_BYTES", cls.max_body_bytes)),
             "max_batch_rows": int(env.get("ML_ASSETS_SERVE_MAX_BATCH_ROWS", cls.max_batch_rows)),
             "token": env.get(TOKEN_ENV) or None,
+            "shadow": env.get("ML_ASSETS_SERVE_SHADOW", "1").lower() not in _OFF,
+            "canary_fraction": float(
+                env.get("ML_ASSETS_SERVE_CANARY_FRACTION", cls.canary_fraction)
+            ),
+            "request_log": env.get("ML_ASSETS_SERVE_REQUEST_LOG", "1").lower() not in _OFF,
+            "log_flush_seconds": float(
+                env.get("ML_ASSETS_SERVE_LOG_FLUSH_SECONDS", cls.log_flush_seconds)
+            ),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
@@ -41,6 +58,8 @@ class ServeSettings:
 
     def check(self) -> None:
         """Off loopback, predictions need a token: refuse to start without one."""
+        if not 0.0 <= self.canary_fraction <= 1.0:
+            raise ValueError(f"canary fraction {self.canary_fraction} is not in [0, 1]")
         if self.host not in LOOPBACK and not self.token:
             raise UnsafeConfig(
                 f"binding to {self.host} exposes the service beyond this machine: set "
