@@ -31,7 +31,7 @@ def changed(before: dict[str, str], after: dict[str, str]) -> set[str]:
 
 def test_each_layer_hashes_only_what_it_reads(tmp_path: Path) -> None:
     base = versions(variant(tmp_path / "base", "monitoring"))
-    assert len(base) == 14 and len(set(base.values())) > 5
+    assert len(base) == 16 and len(set(base.values())) > 5
 
     # Read only by the retrain sensor: no asset changes.
     cooldown = versions(variant(tmp_path / "a", "monitoring", retrain_cooldown_days=3))

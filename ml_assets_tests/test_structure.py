@@ -18,6 +18,7 @@ LAYER_ORDER = (
     "evaluate",
     "promote",
     "score",
+    "requests",
     "monitor",
 )
 

@@ -9,7 +9,7 @@ from ml_assets.core.lineage import code_version
 from ml_assets.core.partitions import daily_partitions, window, window_metadata
 from ml_assets.core.spec import DatasetSpec
 from ml_assets.layers.requests.ingest import ingest_window, summarise_window
-from ml_assets.resources.warehouse import WAREHOUSE_POOL, Warehouse
+from ml_assets.resources.warehouse import Warehouse, warehouse_pool
 
 LAYER_FILES = sorted(p for p in Path(__file__).parent.rglob("*") if p.suffix in {".py", ".sql"})
 
@@ -44,7 +44,7 @@ def build_request_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         ],
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=WAREHOUSE_POOL,
+        pool=warehouse_pool(),
     )
     def online_requests(
         context: dg.AssetExecutionContext, warehouse: Warehouse
@@ -82,7 +82,7 @@ def build_request_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         ],
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=WAREHOUSE_POOL,
+        pool=warehouse_pool(),
     )
     def online_summary(
         context: dg.AssetExecutionContext, warehouse: Warehouse
