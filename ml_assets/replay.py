@@ -18,12 +18,16 @@ import uuid
 from dataclasses import dataclass
 
 import dagster as dg
+from mlflow.exceptions import MlflowException
 
 from ml_assets.console import Console, LogStream
 from ml_assets.core.checks import is_day_record
 from ml_assets.core.spec import DatasetSpec
-from ml_assets.core.tags import RANGE_END, RANGE_START, TRIGGER_TAG
-from ml_assets.run_report import DatasetReport
+from ml_assets.core.tags import RANGE_END, RANGE_START, REUSE_REGISTERED_TAG, TRIGGER_TAG
+from ml_assets.layers.train.tracking import registered_model_name
+from ml_assets.replay_journal import Journal, Step, identity, open_journal
+from ml_assets.resources.mlflow_tracking import MlflowTracking
+from ml_assets.run_report import DatasetReport, next_decision_id
 
 # Steps log to the Dagster instance (see them in the UI); the console keeps to the summary.
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
@@ -131,7 +135,7 @@ def train(
         console,
         f"training ({tags.get(TRIGGER_TAG, 'manual')})",
         run_config={**QUIET, **config},
-        tags=tags,
+        tags={**tags, REUSE_REGISTERED_TAG: "true"},
     )
 
 
@@ -192,8 +196,10 @@ def replay(
 ) -> tuple[bool, list[str]]:
     """Train on the first window, then score and monitor month by month, retraining on triggers.
 
-    Returns (every run succeeded, one note per stage); with a console, each stage's line is
-    printed as it ends.
+    Each step that ends is journaled (`replay_journal`): a rerun of the same plan after a kill
+    skips them and redoes the rest, so it tells the history an uninterrupted run tells. Returns
+    (every run succeeded, one note per stage); with a console, each stage's line is printed as
+    it ends (`(journaled)` for a step an earlier run did).
     """
     report = report if report is not None else DatasetReport()
     plan = replay_plan(spec, first, last, limit)
@@ -211,13 +217,23 @@ def replay(
             f"training window ({spec.training.window_days} days) and a day to monitor"
         )
         return ok, [f"  not replayed: {report.replayed}"]
+    journal = replay_journal_for(defs, spec, plan)
+    report.first_decision_id = journal.first_decision_id
     started = time.perf_counter()
-    initial = train(defs, spec, instance, plan.as_of, {TRIGGER_TAG: "initial"}, console=console)
-    trained_ok, outcome = training_outcome(initial)
-    ok &= trained_ok
-    report.add_checks(initial, f"v{candidate_version(initial)}")
-    report.add_failures(initial, "initial training")
-    stage("initial training", f"up to {plan.as_of}", outcome, started)
+    initial = journal.get("initial")
+    if initial is None:
+        result = train(defs, spec, instance, plan.as_of, {TRIGGER_TAG: "initial"}, console=console)
+        trained_ok, outcome = training_outcome(result)
+        ok &= trained_ok
+        checks = report.add_checks(result, f"v{candidate_version(result)}")
+        report.add_failures(result, "initial training")
+        if trained_ok:
+            versions = [candidate_version(result)]
+            journal.record("initial", Step(outcome, checks, versions=versions))
+    else:
+        outcome = initial.outcome
+        report.extend(initial.checks)
+    stage("initial training", f"up to {plan.as_of}", _marked(outcome, initial), started)
     if not outcome.startswith("promoted"):
         notes.append("  no champion, so nothing to score or monitor: see the decision below")
         return ok, notes
@@ -228,30 +244,107 @@ def replay(
     for m_start, m_end in plan.months:
         started, month = time.perf_counter(), f"{m_start:%Y-%m}"
         label = f"replay {month} ({done}/{total} days done): monitoring"
-        monitored = run_range(
-            defs, spec.names.job("monitor"), instance, m_start, m_end, console=console, label=label
-        )
-        ok &= monitored.success
-        report.add_checks(monitored, month)
-        report.add_failures(monitored, f"monitoring {month}")
-        outcome = monitoring_outcome(monitored)
-        tick = evaluate_sensor(sensor, instance, defs, cursor)
-        cursor = tick.cursor
-        for request in tick.run_requests:
-            trigger = request.tags[TRIGGER_TAG]
-            retrained = train(
-                defs, spec, instance, m_end, dict(request.tags), request.run_config, console=console
+        monitor = journal.get(f"{month}/monitor")
+        earlier = monitor
+        if monitor is None:
+            monitored = run_range(
+                defs,
+                spec.names.job("monitor"),
+                instance,
+                m_start,
+                m_end,
+                console=console,
+                label=label,
             )
-            retrained_ok, result = training_outcome(retrained)
-            ok &= retrained_ok
-            report.add_checks(retrained, f"v{candidate_version(retrained)}")
-            report.add_failures(retrained, f"retraining {month}")
+            ok &= monitored.success
+            checks = report.add_checks(monitored, month)
+            report.add_failures(monitored, f"monitoring {month}")
+            tick = evaluate_sensor(sensor, instance, defs, cursor)
+            requests = [
+                {"tags": dict(r.tags), "run_config": dict(r.run_config or {})}
+                for r in tick.run_requests
+            ]
+            monitor = Step(
+                monitoring_outcome(monitored), checks, cursor=tick.cursor, requests=requests
+            )
+            if not monitored.success:  # not journaled: a rerun monitors the month again
+                stage(
+                    f"replay {month}",
+                    f"{(m_end - m_start).days + 1} days",
+                    monitor.outcome,
+                    started,
+                )
+                return ok, notes
+            journal.record(f"{month}/monitor", monitor)
+        else:
+            report.extend(monitor.checks)
+        cursor = monitor.cursor
+        outcome = monitor.outcome
+        for n, request in enumerate(monitor.requests):
+            trigger = request["tags"][TRIGGER_TAG]
+            key = f"{month}/retrain/{n}"
+            retrain = journal.get(key)
+            if retrain is None:
+                retrained = train(
+                    defs,
+                    spec,
+                    instance,
+                    m_end,
+                    request["tags"],
+                    request["run_config"],
+                    console=console,
+                )
+                retrained_ok, result = training_outcome(retrained)
+                ok &= retrained_ok
+                checks = report.add_checks(retrained, f"v{candidate_version(retrained)}")
+                report.add_failures(retrained, f"retraining {month}")
+                if retrained_ok:
+                    journal.record(
+                        key, Step(result, checks, versions=[candidate_version(retrained)])
+                    )
+            else:
+                result = retrain.outcome
+                report.extend(retrain.checks)
             outcome += f"; retrain on {trigger}: {result}"
-        if not tick.run_requests:
+        if not monitor.requests:
             outcome += "; no retrain"
         done += (m_end - m_start).days + 1
-        stage(f"replay {month}", f"{(m_end - m_start).days + 1} days", outcome, started)
+        days = f"{(m_end - m_start).days + 1} days"
+        stage(f"replay {month}", days, _marked(outcome, earlier), started)
     return ok, notes
+
+
+def _marked(outcome: str, step: Step | None) -> str:
+    return outcome if step is None else f"{outcome} (journaled)"
+
+
+def replay_journal_for(defs: dg.Definitions, spec: DatasetSpec, plan: ReplayPlan) -> Journal:
+    """The journal of this plan under this code: resumed if an earlier run left one."""
+    code = {
+        a.key.to_user_string(): a.code_version
+        for a in defs.resolve_all_asset_specs()
+        if a.key.path[0] == spec.name
+    }
+    described = {
+        "as_of": plan.as_of.isoformat(),
+        "months": [[s.isoformat(), e.isoformat()] for s, e in plan.months],
+    }
+    tracking = MlflowTracking()
+    name = registered_model_name(spec)
+
+    def version_exists(version: str) -> bool:
+        try:
+            tracking.client().get_model_version(name, version)
+        except MlflowException:
+            return False
+        return True
+
+    return open_journal(
+        spec.name,
+        identity(described, code),
+        next_decision_id=lambda: next_decision_id(spec),
+        version_exists=version_exists,
+    )
 
 
 def evaluate_sensor(

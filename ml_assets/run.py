@@ -26,7 +26,7 @@ from pathlib import Path
 import dagster as dg
 from threadpoolctl import threadpool_limits
 
-from ml_assets import instance_health, settings
+from ml_assets import instance_health, mlflow_orphans, settings
 from ml_assets.console import Console, library_logs_to
 from ml_assets.core.spec import DatasetSpec, load_specs
 from ml_assets.definitions import build_defs
@@ -130,7 +130,7 @@ def print_summary(console: Console, spec: DatasetSpec, report: DatasetReport, ru
         for line in monthly_lines(spec, spec.partitions.start):
             console.line(line)
         console.line("\n  model decisions (governance.model_decisions):")
-        for line in decision_lines(spec):
+        for line in decision_lines(spec, report.first_decision_id):
             console.line(line)
         console.line(f"\n  model card: {settings.reports_dir() / spec.name / 'model_card.md'}")
     if report.failures:
@@ -207,6 +207,7 @@ def main(argv: Sequence[str] = ()) -> int:
         home = instance.root_directory
         run_log = stack.enter_context(library_logs_to(Path(home) / "logs" / "run.log", CHATTY))
         instance_health.prepare_headless(instance)  # dead runs' slots, bounded wait
+        mlflow_orphans.end_orphaned_runs(defs.resources["mlflow"], instance)  # killed trainings
         for spec in specs:
             ok &= run_dataset(defs, spec, instance, console, args.replay_months)
     console.line(f"\nwarehouse: {settings.warehouse_path()}")

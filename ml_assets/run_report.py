@@ -32,6 +32,10 @@ class CheckOutcome:
     summary: str
 
 
+# (asset key, check name, its outcome)
+CheckEntry = tuple[str, str, CheckOutcome]
+
+
 @dataclass
 class DatasetReport:
     """What one dataset's stages produced, collected as they run."""
@@ -42,22 +46,30 @@ class DatasetReport:
     )
     failures: list[str] = field(default_factory=list)
     replayed: str = ""  # what the replay covered, and what it left out
+    first_decision_id: int = 0  # the replay's decisions are those from this id on
 
-    def add_checks(self, result: dg.ExecuteInProcessResult, scope: str) -> None:
+    def add_checks(self, result: dg.ExecuteInProcessResult, scope: str) -> list[CheckEntry]:
+        """Add the run's window results; returns them (the replay journal keeps them)."""
+        entries = []
         for ev in result.get_asset_check_evaluations():
             if is_day_record(ev):
                 continue
             meta = ev.metadata
             count = meta.get("failed_partition_count")
-            self.checks[(ev.asset_key.to_user_string(), ev.check_name)].append(
-                CheckOutcome(
-                    scope=scope,
-                    passed=ev.passed,
-                    severity=ev.severity.value,
-                    failed_days=int(count.value) if count is not None else None,
-                    summary=str(meta["summary"].value) if "summary" in meta else "",
-                )
+            outcome = CheckOutcome(
+                scope=scope,
+                passed=ev.passed,
+                severity=ev.severity.value,
+                failed_days=int(count.value) if count is not None else None,
+                summary=str(meta["summary"].value) if "summary" in meta else "",
             )
+            entries.append((ev.asset_key.to_user_string(), ev.check_name, outcome))
+        self.extend(entries)
+        return entries
+
+    def extend(self, entries: list[CheckEntry]) -> None:
+        for asset, check, outcome in entries:
+            self.checks[(asset, check)].append(outcome)
 
     def add_failures(self, result: dg.ExecuteInProcessResult, stage: str) -> None:
         """The error of every failed step, as Dagster recorded it (the full trace is in the UI)."""
@@ -118,16 +130,33 @@ def check_lines(report: DatasetReport) -> list[str]:
     return lines
 
 
-def decision_lines(spec: DatasetSpec) -> list[str]:
-    """The audit trail, as decisions: what was decided about each candidate, why, and on what."""
+def next_decision_id(spec: DatasetSpec) -> int:
+    """The id the next decision about the dataset will have at least (ids only grow)."""
+    path = settings.warehouse_path()
+    if not path.exists():
+        return 0
+    with duckdb.connect(str(path), read_only=True) as conn:
+        if not table_exists(conn, "governance", "model_decisions"):
+            return 0
+        (last,) = conn.execute(
+            "SELECT max(decision_id) FROM governance.model_decisions WHERE dataset = ?",
+            [spec.name],
+        ).fetchone()
+    return 0 if last is None else int(last) + 1
+
+
+def decision_lines(spec: DatasetSpec, since: int = 0) -> list[str]:
+    """The audit trail, as decisions: what was decided about each candidate, why, and on what;
+    `since` keeps those of one replay (an earlier replay's stay in the table and the UI)."""
     with duckdb.connect(str(settings.warehouse_path()), read_only=True) as conn:
         if not table_exists(conn, "governance", "model_decisions"):
             return ["    (no decisions)"]
         rows = conn.execute(
             """SELECT decision, candidate_version, previous_champion_version,
                       new_champion_version, "trigger", reason
-               FROM governance.model_decisions WHERE dataset = ? ORDER BY decision_id""",
-            [spec.name],
+               FROM governance.model_decisions WHERE dataset = ? AND decision_id >= ?
+               ORDER BY decision_id""",
+            [spec.name, since],
         ).fetchall()
     lines = []
     for decision, cand, prev, new, trigger, reason in rows:

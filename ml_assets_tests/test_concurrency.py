@@ -1,7 +1,8 @@
 """Several partitions launched together against one DuckDB file all succeed.
 
 Real processes, a real Dagster instance configured by the repo's dagster.yaml (pool limit 1),
-the default multiprocess executor: what `dagster dev` does when you launch three partitions.
+the default executor (in the run's process on the embedded warehouse): three partitions
+launched at once from three terminals.
 """
 
 import os

@@ -18,7 +18,10 @@ import dagster as dg
 import pytest
 
 from ml_assets import instance_health
+from ml_assets.automation.reaper import SENSOR_NAME
+from ml_assets.definitions import load_definitions
 from ml_assets.instance_health import PoolBusyError, reap_dead_runs, wait_for_free_slot
+from ml_assets.resources.mlflow_tracking import MlflowTracking
 from ml_assets.resources.warehouse import WAREHOUSE_POOL
 from ml_assets_tests.conftest import REPO
 
@@ -250,3 +253,31 @@ def test_the_repo_instance_monitors_runs_and_frees_finished_runs_slots(dagster_h
         assert instance.run_monitoring_max_resume_run_attempts == 0
         assert 0 < instance.run_monitoring_settings["free_slots_after_run_end_seconds"] <= 60
         assert "MONITORING" in instance.get_required_daemon_types()
+
+
+def test_the_daemons_reaper_sensor_frees_a_dead_runs_slot_and_leaves_a_live_one(
+    sqlite_instance: dg.DagsterInstance, pool: str, processes: list[subprocess.Popen]
+) -> None:
+    """What `dagster dev` does unattended every 30 s: the project's `reap_dead_runs` sensor,
+    evaluated as the daemon evaluates it, on the real instance."""
+    alive = started_run(sqlite_instance, spawn(processes).pid, claim=False)
+    dead_proc = spawn(processes)
+    dead_proc.kill()
+    dead_proc.wait()
+    dead = started_run(sqlite_instance, dead_proc.pid)
+    sensor = load_definitions().resolve_sensor_def(SENSOR_NAME)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+    resources = {"mlflow": MlflowTracking()}
+    tick = sensor.evaluate_tick(
+        dg.build_sensor_context(instance=sqlite_instance, resources=resources)
+    )
+
+    assert tick.skip_message == f"reaped 1 dead run(s): {dead}"
+    assert status(sqlite_instance, dead) == dg.DagsterRunStatus.FAILURE
+    assert status(sqlite_instance, alive) == dg.DagsterRunStatus.STARTED
+    assert holders(sqlite_instance) == set()
+    again = sensor.evaluate_tick(
+        dg.build_sensor_context(instance=sqlite_instance, resources=resources)
+    )
+    assert again.skip_message == "no dead run holds a slot or claims to be running"

@@ -261,11 +261,16 @@ def test_killed_data_layers_leave_whole_days_and_a_rerun_converges(
     )
 
 
+MULTIPROCESS = '{"execution": {"config": {"multiprocess": {}}}}'
+
+
 def test_a_step_worker_outliving_its_killed_orchestrator_keeps_the_slot_until_it_exits(
     home: Path, dagster_home: Path, reference: Counts
 ) -> None:
-    """`dagster asset materialize` runs each step in a subprocess. SIGKILL to the orchestrator
-    alone leaves the raw step's worker writing: the run must not be reaped while it lives."""
+    """`dagster asset materialize` with the multiprocess executor (run config; the embedded
+    warehouse's default is in-process) runs each step in a subprocess. SIGKILL to the
+    orchestrator alone leaves the raw step's worker writing: the run must not be reaped while it
+    lives."""
     build_layers(home, data_layers_spec(home), FIRST, BEFORE_LAST)
     env = {
         **os.environ,
@@ -277,7 +282,15 @@ def test_a_step_worker_outliving_its_killed_orchestrator_keeps_the_slot_until_it
     cli = [str(dagster), "asset", "materialize", "-m", "ml_assets.definitions"]
     window = f"{FIRST.isoformat()}...{LAST.isoformat()}"
     proc = subprocess.Popen(
-        [*cli, "--select", "flights/raw", "--partition-range", window],
+        [
+            *cli,
+            "--select",
+            "flights/raw",
+            "--partition-range",
+            window,
+            "--config-json",
+            MULTIPROCESS,
+        ],
         env=env,
         cwd=REPO,
         stdout=subprocess.PIPE,

@@ -56,6 +56,9 @@ def decide(
     outcome = verdict(gates)
     at = at or dt.datetime.now(dt.UTC)
     reconcile(tracking, conn, dataset=dataset, model_name=model_name)
+    recorded = _decided_last(conn, dataset, model_name, str(candidate_version))
+    if recorded is not None:
+        return recorded
     previous = current_champion(tracking, model_name)
     decision = Decision(
         dataset=dataset,
@@ -83,6 +86,27 @@ def decide(
         _withdraw_unless_moved(tracking, conn, decision, decision_id)
         raise
     return dataclasses.replace(decision, decision_id=decision_id)
+
+
+def _decided_last(
+    conn: duckdb.DuckDBPyConnection, dataset: str, model_name: str, candidate_version: str
+) -> Decision | None:
+    """The newest decision, if it is about this very candidate: the run that recorded it was cut
+    short after its audit row (the registry move is finished by `reconcile`), and its redo, which
+    trains the same version again (`lineage_key`), must not decide it a second time: judged
+    against itself as champion it would be promoted twice."""
+    rows = decisions(conn, dataset, model_name)
+    last = rows[-1] if rows else None
+    if last is None or last.decision == "rollback" or last.candidate_version != candidate_version:
+        return None
+    _LOG.warning(
+        "%s v%s was decided already (decision %s, %s): not deciding it twice",
+        model_name,
+        candidate_version,
+        last.decision_id,
+        last.decision,
+    )
+    return last
 
 
 def rollback_and_record(

@@ -12,7 +12,7 @@ from ml_assets.core.matrix import declared_schema
 from ml_assets.core.model import ModelRef
 from ml_assets.core.partitions import window_metadata
 from ml_assets.core.spec import DatasetSpec
-from ml_assets.core.tags import trigger_of
+from ml_assets.core.tags import REUSE_REGISTERED_TAG, trigger_of
 from ml_assets.layers.train.dataset import (
     TrainingSetInfo,
     data_version,
@@ -169,6 +169,7 @@ def build_train_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             candidate,
             rows,
             source=str(warehouse.database),
+            reuse_registered=context.run.tags.get(REUSE_REGISTERED_TAG) == "true",
             tags={
                 "dagster_run_id": context.run.run_id,
                 "dagster_asset_key": context.asset_key.to_user_string(),

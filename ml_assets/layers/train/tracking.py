@@ -13,6 +13,7 @@ and asset that made it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -31,6 +32,7 @@ import sklearn
 import xgboost
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.models import infer_signature
 
 from ml_assets.core.faults import fault_point
@@ -56,6 +58,23 @@ SAMPLE_ROWS = 2000
 # MLflow caps tag values (5000 characters for model version tags); longer lists point to the run.
 MAX_TAG = 4000
 SKOPS_TRUSTED_TYPES = ["numpy.dtype"]
+# Model version tag: what the version was trained from (training set digest + training code).
+LINEAGE_KEY = "lineage_key"
+
+
+def lineage_key(data_version: str, code_version: str) -> str:
+    """The identity of a training: the same training set trained by the same code (seed and
+    search pinned by the spec, which the code version covers) is the same model. A training that
+    a crash cut short after registering is redone with this key, and finds its version."""
+    return hashlib.sha256(f"{data_version}|{code_version}".encode()).hexdigest()[:16]
+
+
+def registered_with_lineage(tracking: MlflowTracking, name: str, key: str) -> ModelVersion | None:
+    """The version of `name` already registered from this very training, if any."""
+    for mv in tracking.client().search_model_versions(f"name = '{name}'"):
+        if mv.tags.get(LINEAGE_KEY) == key:
+            return mv
+    return None
 
 
 def registered_model_name(spec: DatasetSpec) -> str:
@@ -181,8 +200,12 @@ def log_candidate(
     *,
     source: str,
     tags: Mapping[str, str],
+    reuse_registered: bool = False,
 ) -> LoggedCandidate:
-    """Log both families, register the winner and point the `challenger` alias at it."""
+    """Log both families, register the winner and point the `challenger` alias at it.
+
+    With `reuse_registered` (the replay's trainings, `REUSE_REGISTERED_TAG`), a version already
+    registered from the same training set by the same code is the winner's version."""
     training = spec.training
     schema = candidate.schema
     window = (info.window.start.isoformat(), info.window.end.isoformat())
@@ -296,26 +319,31 @@ def log_candidate(
         )
         name = registered_model_name(spec)
         fault_point("training.model_logged")
-        # MLflow prints "Successfully registered model ..." to stderr: the debug log gets it.
-        with contextlib.redirect_stderr(io.StringIO()) as said:
-            version = mlflow.register_model(
-                model_uris[candidate.chosen],
-                name,
-                tags={
-                    "family": candidate.chosen,
-                    "task": candidate.task,
-                    "data_version": info.data_version,
-                    "features": _tag(features_json, "see feature_schema.json in the run"),
-                    "dagster_run_id": tags.get("dagster_run_id", ""),
-                    "dataset": spec.name,
-                    "train_window": run_tags["train_window"],
-                    "mlflow_parent_run_id": parent.info.run_id,
-                    **calibration_tags(candidate),
-                },
-            )
-        if said.getvalue().strip():
-            _LOG.debug("mlflow: %s", said.getvalue().strip())
+        key = lineage_key(info.data_version, tags.get("code_version", ""))
+        reused = registered_with_lineage(tracking, name, key) if reuse_registered else None
+        if reused is not None:
+            # Registering again would give the same model a second version (and a crash-cut
+            # training, redone, a different version number than an uninterrupted one).
+            _LOG.info("%s v%s was already trained from this training set", name, reused.version)
+            mlflow.set_tag("reused_model_version", reused.version)
+        version = reused or _register(
+            model_uris[candidate.chosen],
+            name,
+            tags={
+                "family": candidate.chosen,
+                "task": candidate.task,
+                "data_version": info.data_version,
+                "features": _tag(features_json, "see feature_schema.json in the run"),
+                "dagster_run_id": tags.get("dagster_run_id", ""),
+                "dataset": spec.name,
+                "train_window": run_tags["train_window"],
+                "mlflow_parent_run_id": parent.info.run_id,
+                LINEAGE_KEY: key,
+                **calibration_tags(candidate),
+            },
+        )
         tracking.client().set_registered_model_alias(name, CHALLENGER, version.version)
+        fault_point("training.registered")
         mlflow.set_tags(
             {
                 "chosen_family": candidate.chosen,
@@ -327,7 +355,7 @@ def log_candidate(
         ref = ModelRef(
             registered_name=name,
             version=str(version.version),
-            run_id=family_runs[candidate.chosen],
+            run_id=reused.run_id if reused is not None else family_runs[candidate.chosen],
             family=candidate.chosen,
             task=candidate.task,
             features=schema.features,
@@ -336,3 +364,12 @@ def log_candidate(
             train_window=window,
         )
         return LoggedCandidate(ref, parent.info.experiment_id, parent.info.run_id, family_runs)
+
+
+def _register(model_uri: str, name: str, tags: Mapping[str, str]) -> ModelVersion:
+    # MLflow prints "Successfully registered model ..." to stderr: the debug log gets it.
+    with contextlib.redirect_stderr(io.StringIO()) as said:
+        version = mlflow.register_model(model_uri, name, tags=dict(tags))
+    if said.getvalue().strip():
+        _LOG.debug("mlflow: %s", said.getvalue().strip())
+    return version
