@@ -1,12 +1,12 @@
-"""The warehouse resource can bound DuckDB's memory (`ML_ASSETS_DUCKDB_MEMORY_LIMIT`); unset, it
-keeps DuckDB's default (80% of RAM)."""
+"""The warehouse resource bounds DuckDB's memory (`ML_ASSETS_DUCKDB_MEMORY_LIMIT`); unset, at
+`DEFAULT_MEMORY_LIMIT`; `none` keeps DuckDB's default (80% of RAM)."""
 
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from ml_assets.resources.warehouse import MEMORY_LIMIT_ENV, Warehouse
+from ml_assets.resources.warehouse import DEFAULT_MEMORY_LIMIT, MEMORY_LIMIT_ENV, Warehouse
 
 
 def _setting(warehouse: Warehouse) -> str:
@@ -20,7 +20,8 @@ def _duckdb_says(limit: str | None) -> str:
 
 
 @pytest.mark.parametrize(
-    ("env", "expected"), [(None, None), ("700MB", "700MB"), ("none", None), ("2GB", "2GB")]
+    ("env", "expected"),
+    [(None, DEFAULT_MEMORY_LIMIT), ("700MB", "700MB"), ("none", None), ("2GB", "2GB")],
 )
 def test_sessions_get_the_configured_memory_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: str | None, expected: str | None
