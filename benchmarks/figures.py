@@ -39,6 +39,7 @@ from benchmarks.worker import measure
 from ml_assets.core.spec import DatasetSpec, load_spec
 from ml_assets.core.sql import ident
 from ml_assets.local_postgres import LocalPostgres
+from ml_assets.resources.warehouse import memory_limit
 
 GIB = 2**30
 BACKFILL_RATIO_GOAL = 1.5
@@ -398,7 +399,11 @@ def peak_memory_10x(bench: Bench) -> Figure:
         notes=(
             f"VmHWM of each backfill's own process (Python + Dagster + DuckDB); worst run "
             f"{peak:.2f} GiB. DuckDB memory_limit: "
-            + (bench.duckdb_memory_limit or "DuckDB's default (80% of RAM)")
+            + (
+                bench.duckdb_memory_limit
+                or f"the warehouse resource's default for the graph ({memory_limit()}), "
+                "none for the bare script"
+            )
             + "."
         ),
         details={"worst_gib": peak},
