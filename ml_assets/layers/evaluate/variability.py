@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ml_assets.core.metrics import higher_is_better
-from ml_assets.layers.evaluate.metrics import evaluate_predictions
+from ml_assets.layers.evaluate.metrics import metric_value
 
 
 def expected_worst(
@@ -40,7 +40,7 @@ def expected_worst(
     for _ in range(draws):
         picked = rng.integers(0, len(unique), size=window_days)
         rows = np.concatenate([by_day[i] for i in picked])
-        value = evaluate_predictions(y_true[rows], y_score[rows], task, threshold).values[metric]
+        value = metric_value(y_true[rows], y_score[rows], task, metric, threshold)
         if not math.isnan(value):
             values.append(value)
     if not values:

@@ -29,7 +29,7 @@ import pandas as pd
 from ml_assets.core.metrics import higher_is_better
 from ml_assets.core.spec import DatasetSpec
 from ml_assets.core.sql import create_tables, render, rewrite_window
-from ml_assets.layers.evaluate.metrics import evaluate_predictions
+from ml_assets.layers.evaluate.metrics import metric_value
 
 SQL = Path(__file__).parent / "sql"
 
@@ -71,7 +71,7 @@ class JudgedDay:
 def _metric(frame: pd.DataFrame, task: str, metric: str, threshold: float) -> float | None:
     if len(frame) == 0:
         return None
-    value = evaluate_predictions(frame["_label"], frame["score"], task, threshold).values[metric]
+    value = metric_value(frame["_label"], frame["score"], task, metric, threshold)
     return None if math.isnan(value) else float(value)
 
 

@@ -183,6 +183,11 @@ def write_drift(
     ensure_monitor_tables(conn, spec)
     with rewrite_window(conn, [table], start, end, column="day"):
         if rows:
-            conn.executemany(
-                f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
-            )
+            # One INSERT from a frame: `executemany` costs about a millisecond a row in DuckDB
+            # (a year's replay writes some 7,000 rows).
+            frame = pd.DataFrame(rows)
+            conn.register("_drift_rows", frame)
+            try:
+                conn.execute(f"INSERT INTO {table} SELECT * FROM _drift_rows")
+            finally:
+                conn.unregister("_drift_rows")

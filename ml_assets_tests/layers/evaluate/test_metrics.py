@@ -12,7 +12,11 @@ from ml_assets.core.metrics import EvaluationError, higher_is_better
 from ml_assets.core.spec import EvaluationSection
 from ml_assets.layers.evaluate.compare import compare
 from ml_assets.layers.evaluate.gates import CalibrationContext, gate_results, gate_specs, verdict
-from ml_assets.layers.evaluate.metrics import calibration_bins, evaluate_predictions
+from ml_assets.layers.evaluate.metrics import (
+    calibration_bins,
+    evaluate_predictions,
+    metric_value,
+)
 from ml_assets.layers.evaluate.slices import slice_metrics
 from ml_assets_tests.layers.evaluate.synthetic import binary_frame, fit_linear, scores, skill_of
 
@@ -41,6 +45,23 @@ def test_binary_metrics_match_sklearn() -> None:
     assert m.rows == 500 and m.label_mean == pytest.approx(Y.mean())
     assert m.threshold == 0.4 and not m.flags
     assert higher_is_better("roc_auc") and not higher_is_better("log_loss")
+
+
+@pytest.mark.parametrize("labels", ["mixed", "one_class"])
+def test_one_metric_alone_is_the_value_of_all_metrics(labels: str) -> None:
+    """Bootstraps compute one metric per draw; it must be exactly what the full set reports."""
+    rng = np.random.default_rng(11)
+    t = (rng.random(700) < 0.3).astype(float) if labels == "mixed" else np.zeros(700)
+    s = rng.random(700)
+    full = evaluate_predictions(t, s, "binary", 0.4)
+    for metric, value in full.values.items():
+        alone = metric_value(t, s, "binary", metric, 0.4)
+        assert alone == value or (math.isnan(alone) and math.isnan(value)), metric
+    y, p = rng.normal(size=300), rng.normal(size=300)
+    for metric, value in evaluate_predictions(y, p, "regression").values.items():
+        assert metric_value(y, p, "regression", metric) == value, metric
+    with pytest.raises(EvaluationError, match="probabilities"):
+        metric_value(t, s + 1.0, "binary", "roc_auc")
 
 
 def test_regression_metrics_match_sklearn() -> None:

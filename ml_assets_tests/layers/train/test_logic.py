@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 
 from ml_assets.core.matrix import FeatureSchema, fit_schema, model_matrix
+from ml_assets.core.predictor import predict
 from ml_assets.core.spec import SpecError
 from ml_assets.layers.train.checks import split_problems
 from ml_assets.layers.train.dataset import SplitIntegrity, plan_window, resolve_as_of
-from ml_assets.layers.train.families import grid, metrics
+from ml_assets.layers.train.families import fit, grid, make_model, metrics
 from ml_assets.layers.train.search import (
     TRIAL_WORKERS_ENV,
     Split,
@@ -149,6 +150,21 @@ def test_search_is_reproducible_and_keeps_the_best_trial(family, method) -> None
     if method == "halving":
         # 4 draws: round 1 on a quarter, round 2 on half the rows, then the survivor on all.
         assert [t.train_rows for t in runs[0].trials] == [500] * 4 + [1000] * 2 + [2000]
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_linear_trials_sharing_one_column_step_are_whole_pipelines_fitted_alone(task) -> None:
+    """The linear search fits its imputers/scaler/encoder once for every trial: each trial's
+    model must still be the pipeline a fit of its own would give, coefficient for coefficient."""
+    schema, train, valid = _splits(task)
+    result = search_family("linear", task, schema, train, valid, method="random", budget=4, seed=5)
+    assert len(result.trials) == 4
+    for trial in result.trials:
+        alone = fit(make_model("linear", task, trial.params, schema, 5), train.X, train.y)
+        assert trial.validation == metrics(task, valid.y, predict(alone, task, valid.X))
+    alone = fit(make_model("linear", task, result.params, schema, 5), train.X, train.y)
+    np.testing.assert_array_equal(result.model.steps[-1][1].coef_, alone.steps[-1][1].coef_)
+    np.testing.assert_array_equal(result.validation_pred, predict(alone, task, valid.X))
 
 
 @pytest.mark.parametrize("method", ["random", "halving"])
