@@ -49,6 +49,9 @@ CONFLICT_MARKERS = (
 # DDL declares one (`<ds>.source_files.checksum`); on this backend it is dropped from CREATE
 # TABLE, so that uniqueness rests on the code that writes the table.
 _KEY_CONSTRAINT = re.compile(r"\s+(PRIMARY\s+KEY|UNIQUE)\b(?=\s*[,)\n])", re.IGNORECASE)
+# Nor CHECK constraints: `governance.model_decisions.decision` declares one (its values are
+# checked in Python before each insert). One level of nested parentheses, as in `x IN (...)`.
+_CHECK_CONSTRAINT = re.compile(r"\s+CHECK\s*\((?:[^()]|\([^()]*\))*\)", re.IGNORECASE)
 
 
 def is_conflict(exc: BaseException) -> bool:
@@ -175,9 +178,9 @@ def _keyword(query: object) -> str:
 
 
 def adapt(query: object) -> object:
-    """The statement as DuckLake accepts it: CREATE TABLE without PRIMARY KEY / UNIQUE."""
+    """The statement as DuckLake accepts it: CREATE TABLE without PRIMARY KEY / UNIQUE / CHECK."""
     if isinstance(query, str) and "CREATE" in query.upper():
-        return _KEY_CONSTRAINT.sub("", query)
+        return _CHECK_CONSTRAINT.sub("", _KEY_CONSTRAINT.sub("", query))
     return query
 
 

@@ -145,6 +145,16 @@ def audit(db: Path) -> list[tuple]:
         ).fetchall()
 
 
+def decision_numbers(db: Path) -> tuple[int, int]:
+    """(the last number the decision counter handed out, the newest decision_id)."""
+    with duckdb.connect(str(db), read_only=True) as conn:
+        ((counter,),) = conn.execute("SELECT max(last_id) FROM governance.decision_ids").fetchall()
+        ((newest,),) = conn.execute(
+            "SELECT max(decision_id) FROM governance.model_decisions"
+        ).fetchall()
+    return counter, newest
+
+
 def runs_per_day(db: Path, table: str) -> dict[object, int]:
     column = "dagster_run_id" if table == "flights.predictions" else "_run_id"
     with duckdb.connect(str(db), read_only=True) as conn:

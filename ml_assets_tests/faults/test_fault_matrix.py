@@ -30,6 +30,7 @@ from ml_assets_tests.faults.prepared import (
     assert_registry_agrees_with_audit,
     audit,
     data_job,
+    decision_numbers,
     expect_success,
     runs_per_day,
     score_job,
@@ -41,6 +42,7 @@ from ml_assets_tests.faults.prepared import (
 
 DATA_DAYS = ("2013-02-26", "2013-02-28")
 AUDIT = "governance.model_decisions"
+COUNTER = "governance.decision_ids"  # the audit's numbering: moves with every decision row
 PER_RUN = ("flights.raw", "flights.validated", "flights.features", "flights.predictions")
 
 
@@ -71,13 +73,13 @@ CASES = [
     Case(
         "promotion.audit_recorded",
         RETRAIN,
-        committed=("flights.training_set", "governance.model_decisions"),
+        committed=("flights.training_set", AUDIT, COUNTER),
         model=True,
     ),
     Case(
         "promotion.alias_moved",
         RETRAIN,
-        committed=("flights.training_set", "governance.model_decisions"),
+        committed=("flights.training_set", AUDIT, COUNTER),
         model=True,
     ),
     Case("scoring.predictions_written", score_job(*DATA_DAYS)),
@@ -109,7 +111,10 @@ def test_killed_at_a_fault_point_leaves_the_data_as_it_was_and_a_rerun_converges
         assert after.get(table) == state, f"{table} changed by the killed run at {case.point}"
     assert set(after) == set(before)
     for table in case.committed:
-        if table == "governance.model_decisions":  # the killed run's decision, written ahead
+        if table == COUNTER:
+            counter, newest = decision_numbers(db)
+            assert counter == newest, (counter, newest)
+        elif table == AUDIT:  # the killed run's decision, written ahead
             (new_row,) = audit(db)[len(audit(Path(prepared) / db.relative_to(home))) :]
             assert new_row[0] == "promoted" and new_row[2] == "1", new_row
         else:  # committed whole: the rows an uninterrupted run writes
@@ -128,6 +133,10 @@ def test_killed_at_a_fault_point_leaves_the_data_as_it_was_and_a_rerun_converges
     reference = dict(retrain.content if case.model else before_content)
     final_audit = final.pop(AUDIT)
     reference.pop(AUDIT)
+    final_counter = final.pop(COUNTER)
+    reference_counter = reference.pop(COUNTER)
+    counter, newest = decision_numbers(db)
+    assert counter == newest, (counter, newest)  # numbered on, with the audit
     assert final == reference, {t: (final.get(t), reference.get(t)) for t in reference}
     for table in PER_RUN:
         assert set(runs_per_day(db, table).values()) <= {1}, f"{table} mixes runs in a day"
@@ -141,3 +150,4 @@ def test_killed_at_a_fault_point_leaves_the_data_as_it_was_and_a_rerun_converges
         assert rows[-1][:2] == ("promoted", version) and rows[-1][4] == rerun.run_id
     else:
         assert final_audit == before_content[AUDIT]
+        assert final_counter == reference_counter

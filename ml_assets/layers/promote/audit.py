@@ -53,14 +53,18 @@ def ensure_audit_table(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(render(SQL / "model_decisions_ddl.sql"))
 
 
-def insert_decision(conn: duckdb.DuckDBPyConnection, decision: Decision) -> int:
-    """INSERT one row inside the caller's transaction; returns its decision_id."""
+def insert_decision(conn: duckdb.DuckDBPyConnection, decision: Decision) -> None:
+    """INSERT one row inside the caller's transaction, under the next decision number."""
     if decision.decision not in KINDS:
         raise ValueError(f"decision must be one of {KINDS}, got {decision.decision!r}")
     if decision.decided_at.tzinfo is None:
         raise ValueError("decided_at must be timezone-aware")
     ensure_audit_table(conn)
-    row = conn.execute(
+    conn.execute(
+        "UPDATE governance.decision_ids "
+        "SET last_id = (SELECT max(last_id) FROM governance.decision_ids) + 1"
+    )
+    conn.execute(
         render(SQL / "insert_decision.sql"),
         {
             "decided_at": decision.decided_at,
@@ -77,16 +81,25 @@ def insert_decision(conn: duckdb.DuckDBPyConnection, decision: Decision) -> int:
             "trigger": decision.trigger,
             "code_version": decision.code_version,
         },
-    ).fetchone()
-    if row is None:
-        raise RuntimeError(f"INSERT into {TABLE} returned no decision_id")
-    return int(row[0])
+    )
 
 
 def record_decision(conn: duckdb.DuckDBPyConnection, decision: Decision) -> int:
-    """Append one decision in its own transaction; returns its decision_id."""
+    """Append one decision in its own transaction; returns its decision_id.
+
+    The id is read back after the COMMIT: on DuckLake a commit that conflicts with another
+    writer's replays the INSERT, which numbers the row again, so only the committed row knows
+    its id (found by its run, dataset and decision time, microseconds)."""
     with transaction(conn):
-        return insert_decision(conn, decision)
+        insert_decision(conn, decision)
+    row = conn.execute(
+        f"""SELECT max(decision_id) FROM {TABLE}
+            WHERE dataset = ? AND dagster_run_id = ? AND decided_at = ?""",
+        [decision.dataset, decision.dagster_run_id, decision.decided_at],
+    ).fetchone()
+    if row is None or row[0] is None:
+        raise RuntimeError(f"the decision just recorded in {TABLE} is not there")
+    return int(row[0])
 
 
 def decisions(
