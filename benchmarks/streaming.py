@@ -149,6 +149,13 @@ def stream_throughput(bench: Bench) -> Figure:
             f"{len(rows):,} flights JSON messages per round (mock cluster, 4 partitions); ours "
             "includes opening the warehouse, the consumer, exactly-once offsets, quarantine "
             "triage and the primary key; bare parses the same JSON into the same text columns."
+            + (
+                f" The bare loop itself reached {b.median:,.0f} msg/s here, under the "
+                f"{GOAL_RATE:,}/s goal: the rate is bounded by the mock cluster and the 2 cores "
+                "(broker, consumer and DuckDB in one machine), not by the ledger alone."
+                if b.median < GOAL_RATE
+                else ""
+            )
         ),
         details={"messages_per_round": len(rows)},
     )
