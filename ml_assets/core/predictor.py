@@ -82,6 +82,9 @@ class RegisteredPredictor:
     def predict_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         """`predict` of feature columns (numeric float64, categorical objects with None): the
         same scores, through `inplace_predict` without a DataFrame where the model allows it."""
+        missing = [c for c in self.schema.features if c not in columns]
+        if missing:
+            raise ValueError(f"frame is missing feature columns {missing}")
         scorer = self.column_scorer
         raw = None if scorer is None else scorer.raw(columns)
         if raw is None:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from ml_assets.core.jsonable import json_ready
@@ -296,7 +297,9 @@ def create_app(
             rows = predict_rows(await body(request))
         except PayloadError as exc:
             raise ApiError(400, str(exc)) from None
-        return score(current, rows, request, canary=True)
+        # On a worker thread: DuckDB computes the features without the GIL, so the event loop
+        # reads the next request meanwhile and the second core is used.
+        return await run_in_threadpool(score, current, rows, request, canary=True)
 
     async def invocations(dataset: str | None, request: Request) -> dict:
         authorize(request)
@@ -310,7 +313,7 @@ def create_app(
         except PayloadError as exc:
             raise ApiError(400, str(exc)) from None
         # MLflow clients expect one model's answers: the canary is for the predict endpoint.
-        out = score(current, rows, request, canary=False)
+        out = await run_in_threadpool(score, current, rows, request, canary=False)
         return {"predictions": [p["score"] for p in out["predictions"]]}
 
     @app.post("/invocations")

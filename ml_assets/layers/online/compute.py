@@ -6,8 +6,10 @@ the two drifting apart:
     on a private in-memory DuckDB, so a request is refused for exactly what would quarantine it;
   - `column` and `calendar` features and the hand-written feature SQL run on that DuckDB over the
     request's rows and the snapshot's lookups (the SQL reads only the row and the lookups; one
-    that read other rows of `{validated}` would fail the parity check);
+    that read other rows of `{validated}` would fail the parity check), all in one statement per
+    request (`sql/request_features.sql`): DuckDB plans every statement anew, ~2-4 ms each here;
   - window features are aggregates over slices of the snapshot's per-entity streams, in NumPy.
+The result is columns (`FeatureRows`), which the service scores without building a DataFrame.
 Nothing here opens the warehouse.
 """
 
@@ -17,6 +19,7 @@ import contextlib
 import datetime as dt
 import math
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,7 +196,7 @@ def _categorical(values: list) -> np.ndarray:
 class OnlineFeatures:
     """One published snapshot, loaded: computes features for batches of raw request rows.
 
-    Safe to share between threads: each call works on its own DuckDB cursor.
+    Safe to share between threads: each thread works on its own DuckDB cursor.
     """
 
     def __init__(self, spec: DatasetSpec, snapshot: Path) -> None:
@@ -206,6 +209,8 @@ class OnlineFeatures:
             for s in self.schema.streams
         }
         self._db = duckdb.connect()
+        self._cursor_lock = threading.Lock()
+        self._local = threading.local()
         self._db.execute("SET TimeZone = 'UTC'")
         # A request is a few rows: one thread avoids waking a pool per query.
         self._db.execute("SET threads = 1")
@@ -370,10 +375,23 @@ class OnlineFeatures:
             return None
         return columns
 
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new cursor of the snapshot's database (cursors are made one at a time)."""
+        with self._cursor_lock:
+            return self._db.cursor()
+
+    def _thread_cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor, kept for its next requests: a cursor is one thread's at a
+        time, and the request statement leaves nothing behind on it."""
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._local.cursor = self._cursor()
+        return cur
+
     def _duckdb_typed(self, rows: list[dict]) -> list[list]:
         """The request typed by the contract's own SQL, one list per contract column; raises
         RequestError naming each row and field the contract refuses."""
-        cur = self._db.cursor()
+        cur = self._cursor()  # its own: the typed rows are a temporary table on it
         try:
             cur.register("_request_raw", self._raw_frame(rows))
             cur.execute(self._typed_sql)
@@ -404,24 +422,21 @@ class OnlineFeatures:
     def _query(self, typed: list[list]) -> dict[str, list]:
         """The request statement over the typed columns: its output, column by column."""
         params = [list(range(len(typed[0]))), *typed]
-        cur = self._db.cursor()
+        cur = self._thread_cursor()
         try:
+            result = cur.execute(self._request_sql, params)
+        except duckdb.Error:
             try:
-                result = cur.execute(self._request_sql, params)
+                cur.execute(self._validated_check_sql, params).fetchall()
             except duckdb.Error:
-                try:
-                    cur.execute(self._validated_check_sql, params).fetchall()
-                except duckdb.Error:
-                    raise RequestError(
-                        [FieldError(0, "*", "the event time cannot be computed from these fields")]
-                    ) from None
-                raise
-            names = [d[0] for d in result.description]
-            out = result.fetchall()
-            if len(out) != len(typed[0]):  # joined by key: a key twice in the batch
-                keys = cur.execute(self._keys_sql, params).fetchall()
-        finally:
-            cur.close()
+                raise RequestError(
+                    [FieldError(0, "*", "the event time cannot be computed from these fields")]
+                ) from None
+            raise
+        names = [d[0] for d in result.description]
+        out = result.fetchall()
+        if len(out) != len(typed[0]):  # joined by key: a key twice in the batch
+            keys = cur.execute(self._keys_sql, params).fetchall()
         if len(out) != len(typed[0]):
             seen: set[str] = set()
             dupes = [i for i, (key,) in enumerate(keys) if key in seen or seen.add(key)]
