@@ -285,6 +285,7 @@ class OnlineFeatures:
                 ),
             ]
         )
+        self._param_types = ["BIGINT", *(col.type for col in cols.values())]
         # A file's $start/$end are the request's partition dates, read in SQL: one statement.
         lookback = int(self.spec.features.lookback_days)
         bounds = {
@@ -385,8 +386,43 @@ class OnlineFeatures:
         time, and the request statement leaves nothing behind on it."""
         cur = getattr(self._local, "cursor", None)
         if cur is None:
-            cur = self._local.cursor = self._cursor()
+            cur = self._cursor()
+            cur.execute(f"PREPARE _request AS {self._request_sql}")
+            self._local.cursor = cur
         return cur
+
+    def _execute_sql(self, params: list[list]) -> str | None:
+        """`EXECUTE _request(...)` of the typed values written as typed list literals, or None
+        when a value is not one this writes (the statement then runs with bound parameters).
+
+        A prepared statement whose arguments have its parameters' exact types runs its plan
+        without binding and optimizing again (~7.5 -> ~5 ms CPU per request here); DuckDB binds
+        Python values only to a statement it plans anew, so the values go in as SQL text, and
+        only ints, finite floats, aware datetimes and strings without NUL are written."""
+        args = []
+        for values, kind in zip(params, self._param_types, strict=True):
+            text = []
+            for value in values:
+                if value is None:
+                    text.append("NULL")
+                elif isinstance(value, bool):
+                    return None
+                elif isinstance(value, int):
+                    text.append(str(value))
+                elif isinstance(value, float):
+                    if not math.isfinite(value):
+                        return None
+                    text.append(repr(value))
+                elif isinstance(value, str):
+                    if "\x00" in value:
+                        return None
+                    text.append("'" + value.replace("'", "''") + "'")
+                elif isinstance(value, dt.datetime) and value.tzinfo is not None:
+                    text.append(f"'{value.isoformat()}'")
+                else:
+                    return None
+            args.append(f"[{', '.join(text)}]::{kind}[]")
+        return f"EXECUTE _request({', '.join(args)})"
 
     def _duckdb_typed(self, rows: list[dict]) -> list[list]:
         """The request typed by the contract's own SQL, one list per contract column; raises
@@ -424,7 +460,11 @@ class OnlineFeatures:
         params = [list(range(len(typed[0]))), *typed]
         cur = self._thread_cursor()
         try:
-            result = cur.execute(self._request_sql, params)
+            prepared = self._execute_sql(params)
+            if prepared is None:
+                result = cur.execute(self._request_sql, params)
+            else:
+                result = cur.execute(prepared)
         except duckdb.Error:
             try:
                 cur.execute(self._validated_check_sql, params).fetchall()
