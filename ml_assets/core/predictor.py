@@ -10,7 +10,9 @@ probability against its own threshold, whoever loads it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import mlflow.models
@@ -71,6 +73,155 @@ class RegisteredPredictor:
         """
         raw = self.raw_predict(frame)
         return raw if self.calibration is None else self.calibration.apply(raw)
+
+    @cached_property
+    def column_scorer(self) -> _ColumnScorer | _LinearScorer | None:
+        """The DataFrame-free scorer `predict_columns` uses, or None (built on first use)."""
+        return _column_scorer(self)
+
+    def predict_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """`predict` of feature columns (numeric float64, categorical objects with None): the
+        same scores, through `inplace_predict` without a DataFrame where the model allows it."""
+        missing = [c for c in self.schema.features if c not in columns]
+        if missing:
+            raise ValueError(f"frame is missing feature columns {missing}")
+        scorer = self.column_scorer
+        raw = None if scorer is None else scorer.raw(columns)
+        if raw is None:
+            raw = self.raw_predict(pd.DataFrame({c: columns[c] for c in self.schema.features}))
+        return raw if self.calibration is None else self.calibration.apply(raw)
+
+
+class _ColumnScorer:
+    """The model's raw output from feature columns, without a DataFrame: XGBoost's
+    `inplace_predict` over a float matrix (categorical values as their training codes, missing
+    or unseen as NaN), which is what `model_matrix` and `predict_proba` compute, minus pandas.
+    Built only after it matched the DataFrame path on probe rows (`_column_scorer`)."""
+
+    def __init__(self, model: Any, schema: FeatureSchema, task: Task) -> None:
+        self.booster = model.get_booster()
+        self.features = schema.features
+        self.codes = {
+            c: {level: float(i) for i, level in enumerate(schema.levels.get(c, ()))}
+            for c in schema.categorical
+        }
+        best = getattr(model, "best_iteration", None)
+        self.iterations = (0, 0) if best is None else (0, int(best) + 1)
+        self.missing = getattr(model, "missing", np.nan)
+        self.task = task
+
+    def raw(self, columns: Mapping[str, np.ndarray]) -> np.ndarray | None:
+        """None when a categorical value is not text (the DataFrame path decides)."""
+        n = len(columns[self.features[0]])
+        X = np.empty((n, len(self.features)), dtype="float64")
+        for j, c in enumerate(self.features):
+            codes = self.codes.get(c)
+            if codes is None:
+                X[:, j] = columns[c]
+                continue
+            for i, value in enumerate(columns[c]):
+                if value is None:
+                    X[i, j] = np.nan
+                elif isinstance(value, str):
+                    X[i, j] = codes.get(value, np.nan)
+                else:
+                    return None
+        out = self.booster.inplace_predict(
+            X, iteration_range=self.iterations, missing=self.missing, validate_features=False
+        )
+        return np.asarray(out, dtype="float64").reshape(n)
+
+
+class _LinearScorer:
+    """The linear family's pipeline (`families.make_model`: median impute and scale, constant
+    impute and one-hot, then a linear head) in NumPy: the same arithmetic, minus pandas and
+    scikit-learn's checks. Built only after it matched the pipeline on probe rows."""
+
+    def __init__(self, model: Pipeline, schema: FeatureSchema, task: Task) -> None:
+        (_, columns), (_, head) = model.steps
+        by_name = {name: (steps, cols) for name, steps, cols in columns.transformers_}
+        numeric, numeric_cols = by_name["numeric"]
+        categorical, categorical_cols = by_name["categorical"]
+        if set(by_name) - {"numeric", "categorical", "remainder"} or (
+            "remainder" in by_name and by_name["remainder"][0] != "drop"
+        ):
+            raise ValueError("not the linear family's column transformer")
+        impute, scale = numeric.named_steps["impute"], numeric.named_steps["scale"]
+        fill, onehot = categorical.named_steps["impute"], categorical.named_steps["onehot"]
+        if onehot.handle_unknown != "ignore" or onehot.drop is not None:
+            raise ValueError("not the linear family's one-hot encoder")
+        self.numeric = list(numeric_cols)
+        self.median = np.asarray(impute.statistics_, dtype="float64")
+        self.mean = np.zeros(len(self.numeric)) if scale.mean_ is None else scale.mean_
+        self.scale = np.ones(len(self.numeric)) if scale.scale_ is None else scale.scale_
+        self.categorical = list(categorical_cols)
+        self.fill = fill.fill_value
+        self.levels = [{str(v): i for i, v in enumerate(c)} for c in onehot.categories_]
+        self.widths = [len(c) for c in onehot.categories_]
+        self.coef = np.asarray(head.coef_, dtype="float64").reshape(-1)
+        self.intercept = float(np.asarray(head.intercept_, dtype="float64").reshape(-1)[0])
+        self.task = task
+
+    def raw(self, columns: Mapping[str, np.ndarray]) -> np.ndarray | None:
+        n = len(columns[(self.numeric or self.categorical)[0]])
+        X = np.zeros((n, len(self.coef)), dtype="float64")
+        if self.numeric:
+            num = np.column_stack([np.asarray(columns[c], dtype="float64") for c in self.numeric])
+            num = np.where(np.isnan(num), self.median, num)
+            X[:, : len(self.numeric)] = (num - self.mean) / self.scale
+        offset = len(self.numeric)
+        for c, levels, width in zip(self.categorical, self.levels, self.widths, strict=True):
+            for i, value in enumerate(columns[c]):
+                if value is None:
+                    value = self.fill
+                elif not isinstance(value, str):
+                    return None
+                j = levels.get(value)
+                if j is not None:
+                    X[i, offset + j] = 1.0
+            offset += width
+        z = X @ self.coef + self.intercept
+        return 1.0 / (1.0 + np.exp(-z)) if self.task == "binary" else z
+
+
+def _probe(schema: FeatureSchema) -> dict[str, np.ndarray]:
+    """A few feature rows that touch every categorical code path: known, missing, unseen."""
+    rng = np.random.default_rng(0)
+    n = 8
+    out: dict[str, np.ndarray] = {}
+    for c in schema.features:
+        if c in schema.categorical:
+            levels = list(schema.levels.get(c, ())) or ["?"]
+            values = [levels[i % len(levels)] for i in range(n)]
+            values[1], values[2] = None, "__unseen_probe__"
+            out[c] = np.asarray(values, dtype=object)
+        else:
+            values = rng.normal(0, 50, n)
+            values[3] = np.nan
+            values[4] = 0.0
+            out[c] = values
+    return out
+
+
+def _column_scorer(predictor: RegisteredPredictor) -> _ColumnScorer | _LinearScorer | None:
+    """The column scorer of an XGBoost or linear version, if it gives the DataFrame path's
+    output on probe rows; else None (scores go through `model_matrix`, as in batch)."""
+    model, schema, task = predictor.model, predictor.schema, predictor.ref.task
+    try:
+        if hasattr(model, "get_booster"):
+            scorer = _ColumnScorer(model, schema, task)
+        elif isinstance(model, Pipeline):
+            scorer = _LinearScorer(model, schema, task)
+        else:
+            return None
+        probe = _probe(predictor.schema)
+        fast = scorer.raw(probe)
+        slow = predictor.raw_predict(pd.DataFrame(probe))
+    except Exception:
+        return None
+    if fast is None or not np.allclose(fast, slow, rtol=0, atol=1e-12, equal_nan=True):
+        return None
+    return scorer
 
 
 def registered_ref(

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from ml_assets.core.jsonable import json_ready
@@ -218,12 +219,12 @@ def create_app(
         request.state.metric_labels = (dataset, champion.ref.registered_name, "", "champion")
         if len(rows) > config.max_batch_rows:
             raise ApiError(413, f"{len(rows)} rows: at most {config.max_batch_rows} per request")
-        frame = current.online.features(rows)
+        features = current.online.compute(rows)
         answering, served_by, fallback = champion, "champion", False
         scores = None
         if canary and challenger is not None and canary_draw.random() < config.canary_fraction:
             try:
-                scores = score_with(challenger, frame)
+                scores = score_with(challenger, features)
                 answering, served_by = challenger, "canary"
             except Exception:
                 log.exception(
@@ -232,7 +233,7 @@ def create_app(
                 metrics.canary_fallbacks.labels(dataset, challenger.ref.version).inc()
                 fallback = True
         if scores is None:
-            scores = score_with(champion, frame)  # one call per batch
+            scores = score_with(champion, features)  # one call per batch
         ref = answering.ref
         threshold = answering.threshold
         decisions = decide(answering, scores)
@@ -246,7 +247,7 @@ def create_app(
                     request_id=request.state.request_id,
                     received_at=received_at,
                     rows=rows,
-                    frame=frame,
+                    features=features,
                     served=answering,
                     served_by=served_by,
                     canary_fallback=fallback,
@@ -264,7 +265,7 @@ def create_app(
             "snapshot_as_of": current.online.manifest["as_of"],
             "predictions": [
                 {"key": k, "score": float(s), "decision": d}
-                for k, s, d in zip(frame["_key"], np.asarray(scores), decisions, strict=True)
+                for k, s, d in zip(features.keys, np.asarray(scores), decisions, strict=True)
             ],
         }
 
@@ -296,7 +297,9 @@ def create_app(
             rows = predict_rows(await body(request))
         except PayloadError as exc:
             raise ApiError(400, str(exc)) from None
-        return score(current, rows, request, canary=True)
+        # On a worker thread: DuckDB computes the features without the GIL, so the event loop
+        # reads the next request meanwhile and the second core is used.
+        return await run_in_threadpool(score, current, rows, request, canary=True)
 
     async def invocations(dataset: str | None, request: Request) -> dict:
         authorize(request)
@@ -310,7 +313,7 @@ def create_app(
         except PayloadError as exc:
             raise ApiError(400, str(exc)) from None
         # MLflow clients expect one model's answers: the canary is for the predict endpoint.
-        out = score(current, rows, request, canary=False)
+        out = await run_in_threadpool(score, current, rows, request, canary=False)
         return {"predictions": [p["score"] for p in out["predictions"]]}
 
     @app.post("/invocations")

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ml_assets.core.predictor import RegisteredPredictor
+from ml_assets.layers.online.compute import FeatureRows
 from ml_assets.layers.requests.log import RequestLog
 from ml_assets.serving.metrics import Metrics
 
@@ -37,7 +38,7 @@ class Scored:
     request_id: str
     received_at: dt.datetime
     rows: list[dict]
-    frame: pd.DataFrame  # the request's feature rows: `_key`, `_event_time`, the features
+    features: FeatureRows  # the request's feature rows
     served: RegisteredPredictor
     served_by: str  # champion | canary (the challenger answered)
     canary_fallback: bool  # a canary request the challenger failed, answered by the champion
@@ -52,9 +53,9 @@ def decide(predictor: RegisteredPredictor, scores: np.ndarray) -> list[bool | No
     return [None] * len(scores) if threshold is None else (scores >= threshold).tolist()
 
 
-def score_with(predictor: RegisteredPredictor, frame: pd.DataFrame) -> np.ndarray:
+def score_with(predictor: RegisteredPredictor, features: FeatureRows) -> np.ndarray:
     """`predictor`'s scores of the feature rows (its own features, in its own order)."""
-    return np.asarray(predictor.predict(frame[list(predictor.ref.features)]), dtype="float64")
+    return np.asarray(predictor.predict_columns(features.columns), dtype="float64")
 
 
 class Background:
@@ -111,7 +112,7 @@ class Background:
         if job.shadow is None:
             return None, None
         try:
-            scores = score_with(job.shadow, job.frame)
+            scores = score_with(job.shadow, job.features)
         except Exception:
             self.metrics.shadow_errors.labels(job.dataset).inc()
             log.exception("shadow scoring by v%s failed", job.shadow.ref.version)
@@ -153,7 +154,7 @@ class Background:
         received = job.received_at.isoformat()
         records = []
         for i, (key, event_time) in enumerate(
-            zip(job.frame["_key"], job.frame["_event_time"], strict=True)
+            zip(job.features.keys, job.features.event_times, strict=True)
         ):
             event = pd.Timestamp(event_time)
             records.append(

@@ -189,6 +189,7 @@ def _one_thread(predictor: RegisteredPredictor) -> RegisteredPredictor:
     if hasattr(model, "get_booster"):
         model.set_params(n_jobs=1)
         model.get_booster().set_param({"nthread": 1})
+    predictor.column_scorer  # noqa: B018 - built (and checked) now, not on the first request
     return predictor
 
 

@@ -137,6 +137,19 @@ def parameters(
     return {k: v for k, v in available.items() if k in used}
 
 
+def substitute_parameters(sql: str, values: dict[str, str]) -> str:
+    """`sql` with each `$name` in code (not in strings or comments) replaced by the SQL text
+    `values[name]`; a name not in `values` is left as it is."""
+    out, pos = [], 0
+    for skipped in _NOT_CODE.finditer(sql):
+        code = sql[pos : skipped.start()]
+        out.append(_PARAM.sub(lambda m: values.get(m.group(1), m.group(0)), code))
+        out.append(skipped.group(0))
+        pos = skipped.end()
+    out.append(_PARAM.sub(lambda m: values.get(m.group(1), m.group(0)), sql[pos:]))
+    return "".join(out)
+
+
 def composed_query(
     conn: duckdb.DuckDBPyConnection,
     spec: DatasetSpec,
