@@ -27,6 +27,7 @@ from ml_assets.core.matrix import FeatureSchema, to_text_categoricals
 from ml_assets.core.metrics import PRIMARY, better, higher_is_better
 from ml_assets.core.model import Family, Task
 from ml_assets.core.predictor import predict
+from ml_assets.layers.train.dask_engine import active_engine
 from ml_assets.layers.train.families import (
     fit,
     grid,
@@ -69,7 +70,12 @@ def _in_order(
     workers = min(trial_workers(), len(items))
     if workers <= 1:
         return [fn(item) for item in items]
-    order = sorted(range(len(items)), key=lambda i: -cost(items[i])) if cost else range(len(items))
+    # Not on a Dask cluster: there the fits' partitions land on workers by timing, and the
+    # draw order is the one whose reruns were seen to give the same trees.
+    if cost is not None and active_engine() is None:
+        order: Iterable[int] = sorted(range(len(items)), key=lambda i: -cost(items[i]))
+    else:
+        order = range(len(items))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trial") as pool:
         # Each trial runs in a copy of the caller's context: the training engine of the run
         # (`dask_engine.active_engine`, a ContextVar) must reach the fits in the threads.
