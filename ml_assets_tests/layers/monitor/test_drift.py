@@ -135,6 +135,29 @@ def test_wasserstein_is_exact_on_unequal_sizes_with_ties() -> None:
     assert got.n_values == 53
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_a_small_day_against_a_large_window_is_exact(seed: int) -> None:
+    """The shape of every monitored day (a few hundred rows against a prepared window, searched
+    into rather than merged): ties, values outside the window's range on either side, one-value
+    days. W1 to 1e-12 of SciPy's, the KS statistic to the bit, every distinct value counted."""
+    gen = np.random.default_rng(seed)
+    window = np.round(gen.normal(0, 30, 40_000)) if seed % 2 else gen.exponential(50, 40_000)
+    prepared = prepare({"x": window}, ["x"], [])
+    days = [
+        np.round(gen.normal(5, 40, 700)) if seed % 2 else gen.exponential(60, 700),
+        gen.choice(window, 300) + 1e4,  # entirely above the window
+        gen.choice(window, 50) - 1e4,  # entirely below
+        np.full(20, window[0]),  # one value, held by the window
+        np.r_[window[:5], -1e6, 1e6],
+    ]
+    for day in days:
+        got = compute_drift(prepared, {"x": day}, ["x"], []).columns["x"]
+        expected_w1 = stats.wasserstein_distance(window, day)
+        assert got.score * max(np.std(window), 0.001) == pytest.approx(expected_w1, rel=1e-12)
+        assert got.ks_statistic == stats.ks_2samp(window, day, method="asymp").statistic
+        assert got.n_values == np.unique(np.r_[window, day]).size
+
+
 def test_missing_values_are_dropped_and_counted() -> None:
     ref = pd.DataFrame(
         {"x": [1.0, np.nan, np.inf, *range(2000)], "c": ["a", None, "b", *["a"] * 2000]}
