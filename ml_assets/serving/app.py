@@ -219,7 +219,8 @@ def create_app(
         request.state.metric_labels = (dataset, champion.ref.registered_name, "", "champion")
         if len(rows) > config.max_batch_rows:
             raise ApiError(413, f"{len(rows)} rows: at most {config.max_batch_rows} per request")
-        features = current.online.compute(rows)
+        # With the concurrent requests' rows in one statement (`OnlineFeatures.compute_combined`).
+        features = current.online.compute_combined(rows)
         answering, served_by, fallback = champion, "champion", False
         scores = None
         if canary and challenger is not None and canary_draw.random() < config.canary_fraction:
