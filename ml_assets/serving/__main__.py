@@ -28,7 +28,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = create_app(ServingState.from_project(), config)
-    uvicorn.run(app, host=config.host, port=config.port, workers=1, log_level="info")
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.port,
+        workers=1,
+        log_level="info",
+        access_log=config.access_log,
+    )
     return 0
 
 

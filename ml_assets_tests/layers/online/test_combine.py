@@ -22,7 +22,7 @@ def test_callers_queued_during_a_batch_run_as_the_next_batch() -> None:
             release.wait(10)  # the first batch runs until the others have queued
         return [ValueError(f"bad {i}") if i == 3 else i * 10 for i in items]
 
-    combiner: Combiner[int, int] = Combiner(run)
+    combiner: Combiner[int, int] = Combiner(run, parallel=1)
     with ThreadPoolExecutor(6) as pool:
         first = pool.submit(combiner, 0)
         while not seen:
@@ -40,6 +40,32 @@ def test_callers_queued_during_a_batch_run_as_the_next_batch() -> None:
                 assert future.result(10) == i * 10
     assert seen[0] == [0] and sorted(seen[1]) == [1, 2, 3, 4, 5]
     assert (combiner.batches, combiner.items) == (2, 6)
+
+
+def test_batches_run_side_by_side_up_to_parallel() -> None:
+    """Two batches at once (one per core: DuckDB releases the GIL), never a third."""
+    running, most = 0, 0
+    lock = threading.Lock()
+    both = threading.Barrier(2, timeout=10)
+
+    def run(items: list[int]) -> list[int | BaseException]:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        if items[0] < 2:
+            both.wait()  # the first two callers' batches must overlap
+        time.sleep(0.002)
+        with lock:
+            running -= 1
+        return list(items)
+
+    combiner: Combiner[int, int] = Combiner(run, parallel=2)
+    with ThreadPoolExecutor(8) as pool:
+        first = [pool.submit(combiner, i) for i in range(2)]
+        assert [f.result(10) for f in first] == [0, 1]
+        assert list(pool.map(combiner, range(2, 300))) == list(range(2, 300))
+    assert most == 2
 
 
 def test_a_lone_caller_runs_at_once_and_batches_are_bounded() -> None:
