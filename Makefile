@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 UV := $(VENV)/bin/uv
 export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 
-.PHONY: run test test-fast dev dg-dev check-defs mlflow-ui serve lint bench clean-state reap
+.PHONY: services run test test-fast dev dg-dev check-defs mlflow-ui serve lint bench clean-state reap
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH" >&2; exit 1; }
@@ -27,8 +27,17 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 run: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m ml_assets.run $(if $(REPLAY_MONTHS),--replay-months $(REPLAY_MONTHS))
 
+# The Redis online store's tests start a real redis-server on a loopback port: Debian's,
+# installed here when missing (the only service the tests need that the repo does not ship).
+services:
+	@command -v redis-server >/dev/null || { \
+	  [ "$$(id -u)" = 0 ] || { echo "the tests need redis-server: apt-get install redis-server" >&2; exit 1; }; \
+	  echo "installing Debian's redis-server (for the Redis online store's tests)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null; }; }
+
 # Everything, slow tier included (what CI runs); two workers, one per core.
-test: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+test: $(STAMP) $(DAGSTER_HOME)/dagster.yaml services
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q -n 2 --dist load

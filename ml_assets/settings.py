@@ -54,5 +54,16 @@ def cache_dir() -> Path:
     return data_dir() / "cache"
 
 
+def online_store_url() -> str | None:
+    """`ML_ASSETS_ONLINE_STORE`: a `redis://` URL to publish and serve snapshots through Redis;
+    unset (or `file`): the embedded file store under data/online only."""
+    value = os.environ.get("ML_ASSETS_ONLINE_STORE", "").strip()
+    if value in ("", "file"):
+        return None
+    if not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"ML_ASSETS_ONLINE_STORE must be 'file' or a redis:// URL, got {value!r}")
+    return value
+
+
 def reports_dir() -> Path:
     return data_dir() / "reports"

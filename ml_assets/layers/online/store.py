@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 from ml_assets import settings
+from ml_assets.layers.online import redis_store
 
 POINTER = "CURRENT"
 MANIFEST = "manifest.json"
@@ -46,8 +47,12 @@ def finish(building: Path, manifest: dict) -> Path:
 
 
 def publish(snapshot: Path) -> None:
-    """Point readers at `snapshot`: one atomic replace of the pointer file."""
+    """Point readers at `snapshot`: one atomic replace of the pointer file, and with a Redis
+    store configured (`settings.online_store_url`) one transaction there too."""
     root = snapshot.parent.parent
+    url = settings.online_store_url()
+    if url is not None:
+        redis_store.publish(url, root.name, snapshot)
     tmp = root / f".{POINTER}.{uuid.uuid4().hex[:8]}"
     tmp.write_text(json.dumps({"snapshot": snapshot.name}))
     os.replace(tmp, root / POINTER)
@@ -60,7 +65,11 @@ def discard(snapshot: Path) -> None:
 
 
 def current_snapshot(dataset: str, root: Path | None = None) -> Path | None:
-    """The published snapshot's directory, or None when nothing was published."""
+    """The published snapshot's directory, or None when nothing was published. With a Redis
+    store configured, the snapshot its pointer names, materialised in a local cache."""
+    url = settings.online_store_url()
+    if url is not None:
+        return redis_store.current_snapshot(url, dataset)
     pointer = store_dir(dataset, root) / POINTER
     try:
         name = json.loads(pointer.read_text())["snapshot"]
