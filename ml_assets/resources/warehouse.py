@@ -209,12 +209,30 @@ class Warehouse(DuckDBResource):
             catalog_dsn=self.ducklake_catalog,
             data_path=data,
             extensions_dir=settings.cache_dir() / "duckdb_extensions" / duckdb.__version__,
-            config={"custom_user_agent": "dagster", **limit, **self.connection_config},
+            config={
+                "custom_user_agent": "dagster",
+                "temp_directory": str(spill_directory()),
+                **limit,
+                **self.connection_config,
+            },
             policy=RetryPolicy(self.conflict_attempts, self.conflict_backoff_seconds),
         ) as conn:
             conn.execute("SET TimeZone = 'UTC'")
             conn.execute("SET enable_progress_bar = false")
             yield conn  # type: ignore[misc]  # a DuckDB connection in all but its class
+
+
+def spill_directory() -> Path:
+    """Where a DuckLake session spills beyond its memory_limit: this process's own directory.
+
+    A session on DuckLake is an in-memory DuckDB, whose default is `.tmp` in the working
+    directory: two writer processes started in one directory shared it, and the first to
+    finish removed it under the other, failing its next spill (measured in `make bench`'s
+    backfill_multiwriter: "Cannot open file .tmp/duckdb_temp_storage_S192K-0.tmp"). The embedded
+    file spills beside itself (`<file>.tmp`), one process at a time."""
+    path = settings.cache_dir() / "duckdb_spill" / str(os.getpid())
+    path.parent.mkdir(parents=True, exist_ok=True)  # DuckDB makes only the last level
+    return path
 
 
 def warehouse_resource(path: str | None = None) -> Warehouse:

@@ -19,7 +19,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -105,6 +105,63 @@ class _TooLarge(Exception):
     pass
 
 
+class RequestIds:
+    """ASGI middleware: a request id on every request (`request.state.request_id`, and the
+    `x-request-id` response header), the request counts and latencies of the scored endpoints,
+    and a plain 500 for anything that escaped the handlers (logged, never echoed).
+
+    Plain ASGI rather than `@app.middleware("http")`: Starlette's BaseHTTPMiddleware runs each
+    request through a task group and a streamed copy of the response, about 0.5 ms of CPU a
+    request here, where one predict request is ~8 ms."""
+
+    def __init__(self, app: Callable, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        scored = _scored_path(scope["path"])
+        started = time.perf_counter()
+        status = [500]
+        sent = [False]
+
+        async def send_with_id(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0], sent[0] = message["status"], True
+                message = {
+                    **message,
+                    "headers": [
+                        *message.get("headers", []),
+                        (b"x-request-id", request_id.encode()),
+                    ],
+                }
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("request %s failed", request_id)
+            if not sent[0]:
+                body = json.dumps({"error": "internal error", "request_id": request_id}).encode()
+                await send_with_id(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+        if scored is not None:
+            dataset, endpoint = scored
+            labels = state.get("metric_labels") or (dataset, "", "", "")
+            self.metrics.requests.labels(*labels, str(status[0])).inc()
+            self.metrics.latency.labels(labels[0], endpoint).observe(time.perf_counter() - started)
+
+
 def _scored_path(path: str) -> tuple[str, str] | None:
     """(dataset, endpoint) of a predict or invocations path, else None."""
     parts = path.strip("/").split("/")
@@ -148,23 +205,7 @@ def create_app(
 
     app = FastAPI(title="ml_assets serving", lifespan=lifespan, docs_url=None, redoc_url=None)
 
-    @app.middleware("http")
-    async def request_id(request: Request, call_next: Callable[[Request], Awaitable]) -> Any:
-        request.state.request_id = uuid.uuid4().hex
-        scored = _scored_path(request.url.path)
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception:
-            log.exception("request %s failed", request.state.request_id)
-            response = _error(request, 500, "internal error")
-        response.headers["x-request-id"] = request.state.request_id
-        if scored is not None:
-            dataset, endpoint = scored
-            labels = getattr(request.state, "metric_labels", None) or (dataset, "", "", "")
-            metrics.requests.labels(*labels, str(response.status_code)).inc()
-            metrics.latency.labels(labels[0], endpoint).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(RequestIds, metrics=metrics)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:

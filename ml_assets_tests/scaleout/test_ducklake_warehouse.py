@@ -124,6 +124,25 @@ def test_extensions_load_from_the_wheels_and_nothing_is_installed(
     assert not (tmp_path / "user" / ".duckdb").exists()
 
 
+def test_a_ducklake_session_spills_into_its_own_process_directory(ducklake_env) -> None:
+    """Not the working directory's `.tmp`, which two writer processes shared and one removed
+    under the other; a sort over its memory_limit spills there and succeeds."""
+    warehouse = ducklake(ducklake_env, memory_limit="64MB")
+    with warehouse.get_connection() as conn:
+        (spill,) = conn.execute("SELECT current_setting('temp_directory')").fetchone()
+        conn.execute("SET threads = 1; SET preserve_insertion_order = false")
+        conn.execute(
+            "CREATE TEMP TABLE sorted AS SELECT random() AS r, range AS i, "
+            "repeat('x', 40) || range AS pad FROM range(3000000) ORDER BY r"
+        )
+        (n,) = conn.execute("SELECT count(*) FROM sorted").fetchone()
+        spilled = conn.execute("SELECT path FROM duckdb_temporary_files()").fetchall()
+    assert Path(spill) == wh.spill_directory() and Path(spill).is_absolute()
+    assert Path(spill).name == str(os.getpid())
+    assert n == 3_000_000 and spilled  # over 64MB: spilled, into that directory
+    assert all(Path(p).parent == Path(spill) for (p,) in spilled)
+
+
 def test_a_conflicting_commit_is_replayed_and_without_retries_it_fails(ducklake_env) -> None:
     """Two sessions rewrite different days of one table, interleaved: the second COMMIT conflicts
     (DuckLake: a concurrent delete from the same table). With retries it is replayed on top of
