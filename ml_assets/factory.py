@@ -12,6 +12,7 @@ import dagster as dg
 from ml_assets.automation.alerts import build_alert_sensor
 from ml_assets.automation.landing import build_landing_sensor
 from ml_assets.automation.retrain import build_retrain_sensor
+from ml_assets.automation.shadow_gate import build_shadow_gate_sensor
 from ml_assets.core.spec import DatasetSpec
 from ml_assets.layers.evaluate.assets import build_evaluate_assets
 from ml_assets.layers.features.assets import build_features_assets
@@ -19,6 +20,7 @@ from ml_assets.layers.features.checks import build_features_checks
 from ml_assets.layers.ingest.assets import build_raw_asset
 from ml_assets.layers.ingest.checks import build_raw_checks
 from ml_assets.layers.monitor.assets import build_monitor_assets
+from ml_assets.layers.monitor.online_assets import build_online_monitor_assets
 from ml_assets.layers.online.assets import build_online_assets
 from ml_assets.layers.promote.assets import build_promote_assets
 from ml_assets.layers.requests.assets import build_request_assets
@@ -119,9 +121,17 @@ def build_dataset_defs(spec: DatasetSpec) -> dg.Definitions:
             ),
         ]
         sensors.append(build_retrain_sensor(spec, train_job.name, names.op("training_set")))
+        if spec.evaluation.shadow is not None:
+            sensors.append(build_shadow_gate_sensor(spec))
         # The service's request log, ingested on demand (the log has no event to be eager on).
-        online_log = build_request_assets(spec)
-        jobs.append(_job(names.job("online_log"), online_log, "request log -> online summary."))
+        online_log = build_request_assets(spec) + build_online_monitor_assets(spec)
+        jobs.append(
+            _job(
+                names.job("online_log"),
+                online_log,
+                "request log -> online summary, online performance.",
+            )
+        )
         assets += training + monitoring + online_log
     return dg.Definitions(
         assets=assets, asset_checks=checks, jobs=jobs, sensors=sensors, schedules=schedules

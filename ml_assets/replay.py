@@ -158,6 +158,14 @@ def training_outcome(result: dg.ExecuteInProcessResult) -> tuple[bool, str]:
     )
     if promoted:
         return True, f"promoted v{version}"
+    pending = [
+        e.asset_observation_data.asset_observation.metadata
+        for e in result.all_events
+        if e.is_asset_observation
+        and e.asset_observation_data.asset_observation.asset_key.path[-1] == "champion_model"
+    ]
+    if pending and "shadow_candidate" in pending[-1]:
+        return True, f"pending v{version} ({pending[-1]['reason'].value})"
     failed = [
         e.check_name
         for e in result.get_asset_check_evaluations()

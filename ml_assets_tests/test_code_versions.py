@@ -31,7 +31,7 @@ def changed(before: dict[str, str], after: dict[str, str]) -> set[str]:
 
 def test_each_layer_hashes_only_what_it_reads(tmp_path: Path) -> None:
     base = versions(variant(tmp_path / "base", "monitoring"))
-    assert len(base) == 16 and len(set(base.values())) > 5
+    assert len(base) == 17 and len(set(base.values())) > 5
 
     # Read only by the retrain sensor: no asset changes.
     cooldown = versions(variant(tmp_path / "a", "monitoring", retrain_cooldown_days=3))
@@ -39,7 +39,7 @@ def test_each_layer_hashes_only_what_it_reads(tmp_path: Path) -> None:
 
     # A drift threshold: the monitoring layer only.
     drift = versions(variant(tmp_path / "b", "monitoring", drift_share_warn=0.55))
-    assert changed(base, drift) == {"drift_report", "performance"}
+    assert changed(base, drift) == {"drift_report", "performance", "online_performance"}
 
     # A gate: evaluation and promotion (its card and audit), nothing upstream.
     gate = versions(variant(tmp_path / "c", "evaluation", floor=0.6))
@@ -49,6 +49,7 @@ def test_each_layer_hashes_only_what_it_reads(tmp_path: Path) -> None:
         "model_card",
         "drift_report",
         "performance",
+        "online_performance",
     }
 
     # A quality threshold the validate layer reads; raw is untouched.

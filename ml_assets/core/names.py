@@ -26,6 +26,7 @@ ASSETS = (
     "online_features",
     "online_requests",
     "online_summary",
+    "online_performance",
     "training_set",
     "model_candidate",
     "model_evaluation",
@@ -51,6 +52,7 @@ TABLES = (
     "performance",
     "online_requests",
     "online_summary",
+    "online_performance",
 )
 
 
@@ -101,7 +103,7 @@ class DatasetNames:
         return f"{self.dataset}__{kind}"
 
     def sensor(self, kind: str) -> str:
-        """`landing` or `retrain`."""
+        """`landing`, `retrain` or `shadow_gate`."""
         return f"{self.dataset}__{kind}"
 
     def schedule(self, kind: str) -> str:

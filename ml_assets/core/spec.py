@@ -419,6 +419,25 @@ def _fixed_if_number(raw: object) -> object:
     return raw
 
 
+class ShadowGateSection(_Strict):
+    """The online gate: a candidate that passed every offline gate is promoted only after it
+    decided as the champion on enough real requests (shadow scoring, `make serve`)."""
+
+    min_rows: int = Field(
+        500,
+        ge=1,
+        description="Online rows the candidate must have scored in shadow (or as the canary) "
+        "beside the champion before it is judged; until then it stays `challenger`, pending.",
+    )
+    min_agreement: float = Field(
+        0.95,
+        ge=0,
+        le=1,
+        description="Blocking: share of those rows where the candidate's decision equals the "
+        "champion's. Below it the candidate is rejected, however good offline.",
+    )
+
+
 class EvaluationSection(_Strict):
     metric: str = Field(
         "roc_auc",
@@ -439,6 +458,13 @@ class EvaluationSection(_Strict):
         "Defaults to 0.15 absolute, 0.25 relative (evaluate/gates.py says why).",
     )
     min_slice_rows: int = Field(200, ge=1)
+    shadow: ShadowGateSection | None = Field(
+        None,
+        description="Require shadow agreement on online traffic before a promotion (off by "
+        "default: a first champion, and `make run`'s replay, which serves no traffic, decide on "
+        "the offline gates alone). A candidate replacing a champion becomes `challenger` "
+        "pending; the `shadow_gate` sensor decides it once the request log holds `min_rows`.",
+    )
     max_calibration_error: float = Field(0.05, ge=0)
     leakage_ceiling: float = Field(0.995, description="A primary metric this good is implausible.")
     threshold: Annotated[

@@ -14,11 +14,16 @@ import httpx
 import mlflow
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sklearn.metrics import roc_auc_score
 
-from ml_assets.core.predictor import CHALLENGER, FEATURE_SCHEMA
+from ml_assets.automation.shadow_gate import open_trial_request
+from ml_assets.core.predictor import CHALLENGER, FEATURE_SCHEMA, current_champion
+from ml_assets.core.spec import load_spec, read_spec_mapping, write_spec
 from ml_assets.definitions import build_defs
+from ml_assets.layers.promote.audit import decisions
 from ml_assets.layers.requests.log import day_files
 from ml_assets.layers.train.tracking import SKOPS_TRUSTED_TYPES
+from ml_assets.replay import candidate_version, training_outcome
 from ml_assets.resources.mlflow_tracking import MlflowTracking
 from ml_assets_tests.serving.conftest import MODEL, SCORED_DAY, start_service, stop, validated_rows
 
@@ -190,6 +195,31 @@ def test_shadow_scores_are_logged_and_ingested(world, tmp_path, monkeypatch) -> 
     assert score_mean == pytest.approx(sum(p["score"] for _, p in predictions) / 12)
     assert p99 > 0
 
+    # Online traffic under monitoring: the labels of the day have arrived (a day's delay), so
+    # its realized AUC is the AUC of the served scores against them; every key was also scored
+    # in batch by v1, alike; the drift reference is v1's batch scores of the day.
+    with duckdb.connect(str(home / "data" / "warehouse" / "warehouse.duckdb")) as conn:
+        judged = conn.execute(
+            "SELECT model_version, rows, labelled_rows, metric, metric_value, batch_matched_rows, "
+            "reference_rows, score_drift_method FROM flights.online_performance WHERE day = ?",
+            [SCORED_DAY],
+        ).fetchall()
+        labels = dict(
+            conn.execute(
+                "SELECT _key, _label FROM flights.features "
+                "WHERE _partition_date = ? AND _label IS NOT NULL",
+                [SCORED_DAY],
+            ).fetchall()
+        )
+        (batch_rows,) = conn.execute(
+            "SELECT count(*) FROM flights.predictions WHERE _partition_date = ?", [SCORED_DAY]
+        ).fetchone()
+    ((version, n, labelled, name, value, alike, reference, method),) = judged
+    scored = [(labels[p["key"]], p["score"]) for _, p in predictions if p["key"] in labels]
+    assert (version, n, labelled, name) == ("1", 12, len(scored), "roc_auc")
+    assert value == pytest.approx(roc_auc_score(*zip(*scored, strict=True)))
+    assert (alike, reference) == (12, batch_rows) and method in {"ks", "wasserstein"}
+
 
 def test_canary_falls_back_then_answers(world, tmp_path) -> None:
     home, tracking = copy_home(world, tmp_path)
@@ -241,3 +271,69 @@ def test_canary_falls_back_then_answers(world, tmp_path) -> None:
     for record in (r for r in records if r["served_by"] == "canary"):
         assert record["shadow_model_version"] == "1" and record["decision"] is True
         assert record["shadow_agree"] is record["shadow_decision"]
+
+
+def test_a_candidate_is_promoted_after_its_shadow_trial(world, tmp_path, monkeypatch) -> None:
+    """The whole online gate: retrain with `evaluation.shadow` -> pending, `challenger`; the
+    service shadows it on real requests; `online_log` ingests them; the sensor asks for a
+    decision; the `champion_model` run it asks for promotes on the measured agreement."""
+    home, tracking = copy_home(world, tmp_path)
+    monkeypatch.setenv("ML_ASSETS_HOME", str(home))
+    raw = read_spec_mapping(world.spec.path)
+    raw["evaluation"]["shadow"] = {"min_rows": 12, "min_agreement": 0.9}
+    spec = load_spec(write_spec(tmp_path / "specs" / "flights" / "defs.yaml", raw))
+    defs = build_defs([spec])
+    champion_key = spec.names.key("champion_model")
+    with dg.DagsterInstance.ephemeral() as instance:
+        trained = defs.resolve_job_def(spec.names.job("train")).execute_in_process(
+            instance=instance,
+            run_config={"ops": {"flights__training_set": {"config": {"as_of": "2013-03-09"}}}},
+        )
+        assert trained.success
+        candidate = candidate_version(trained)
+        ok, outcome = training_outcome(trained)
+        assert ok and outcome.startswith(f"pending v{candidate} (in shadow: 0 of 12 rows")
+        aliases = tracking.client().get_registered_model(MODEL).aliases
+        assert str(aliases["champion"]) == "1" and str(aliases[CHALLENGER]) == candidate
+        assert open_trial_request(instance, spec) is None  # nothing ingested yet
+
+        rows = validated_rows(home, limit=12)
+        running = start_service(home, tmp_path / "specs", ML_ASSETS_SERVE_LOG_FLUSH_SECONDS="0.2")
+        try:
+            wait_for_challenger(running.url, candidate)
+            with running.client() as client:
+                for r in rows:
+                    assert client.post("/v1/flights/predict", json=r["row"]).status_code == 200
+            records = logged(home, len(rows))
+        finally:
+            stop(running)
+        assert len(records) == 12 and {r["shadow_model_version"] for r in records} == {candidate}
+        agreement = sum(r["shadow_agree"] for r in records) / len(records)
+
+        ingest = defs.resolve_job_def(spec.names.job("online_log"))
+        assert ingest.execute_in_process(
+            instance=instance, partition_key=SCORED_DAY.isoformat()
+        ).success
+        sensor = defs.resolve_sensor_def(spec.names.sensor("shadow_gate"))
+        result = sensor(dg.build_sensor_context(instance=instance))
+        (request,) = result.run_requests
+        decided = (
+            defs.resolve_implicit_global_asset_job_def()
+            .get_subset(asset_selection=set(request.asset_selection))
+            .execute_in_process(instance=instance, tags=request.tags)
+        )
+        assert decided.success
+        # The trial closed: the sensor has nothing more to ask.
+        assert open_trial_request(instance, spec) is None
+    with duckdb.connect(str(home / "data" / "warehouse" / "warehouse.duckdb")) as conn:
+        last = decisions(conn, "flights")[-1]
+    gate = {c["name"]: c for c in last.checks}["shadow_agreement"]
+    assert gate["observed"] == pytest.approx(agreement)
+    assert last.candidate_version == candidate and "shadow trial since" in last.trigger
+    if agreement >= 0.9:
+        assert last.decision == "promoted" and gate["passed"]
+        assert [e.asset_key for e in decided.get_asset_materialization_events()] == [champion_key]
+        assert current_champion(tracking, MODEL) == candidate
+    else:
+        assert last.decision == "rejected" and not gate["passed"]
+        assert current_champion(tracking, MODEL) == "1"

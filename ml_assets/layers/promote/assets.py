@@ -4,7 +4,9 @@
 either promotes the candidate (moves the alias) or rejects it (tags the version), and writes the
 audit row either way. A rejection is a decision, not a failure: the run succeeds, the failed gates
 show on `model_evaluation`, and `champion_model` emits no new materialization, so nothing
-downstream (scoring, monitoring, the card) is triggered and the champion stays what it was. The
+downstream (scoring, monitoring, the card) is triggered and the champion stays what it was. A
+candidate in its shadow trial (`evaluation.shadow`, see `shadow.py`) is the same, with an
+observation saying how many online rows it has been compared on. The
 same asset performs rollbacks (config `rollback_to`), so each materialization names the version
 the alias points at.
 """
@@ -23,10 +25,11 @@ from ml_assets.core.spec import DatasetSpec
 from ml_assets.core.tags import trigger_of
 from ml_assets.layers.evaluate.logic import Evaluation
 from ml_assets.layers.evaluate.record import load_record
-from ml_assets.layers.promote.audit import decisions
+from ml_assets.layers.promote.audit import Decision, decisions
 from ml_assets.layers.promote.card import model_links, render_model_card
 from ml_assets.layers.promote.champion import Champion
 from ml_assets.layers.promote.decide import decide, rollback_and_record
+from ml_assets.layers.promote.shadow import GATE, RequestsTable
 from ml_assets.resources.mlflow_tracking import MlflowTracking
 from ml_assets.resources.warehouse import Warehouse, warehouse_pool
 
@@ -40,8 +43,36 @@ class ChampionConfig(dg.Config):
     reason: str = Field("", description="Why (recorded in the audit trail).")
 
 
+def _pending_observation(spec: DatasetSpec, decision: Decision) -> dg.AssetObservation:
+    """What the UI (and the `shadow_gate` sensor) sees of a candidate still in its trial."""
+    metrics = decision.metrics
+    agreement = metrics.get(GATE)
+    return dg.AssetObservation(
+        asset_key=spec.names.key("champion_model"),
+        metadata={
+            "decision": dg.MetadataValue.text("pending"),
+            "shadow_candidate": dg.MetadataValue.text(str(decision.candidate_version)),
+            "champion": dg.MetadataValue.text(decision.previous_champion_version or "none"),
+            "reason": dg.MetadataValue.text(decision.reason),
+            "shadow_compared_rows": dg.MetadataValue.int(
+                int(metrics.get("shadow_compared_rows") or 0)
+            ),
+            "shadow_agreement": dg.MetadataValue.float(
+                float("nan") if agreement is None else float(agreement)
+            ),
+        },
+    )
+
+
+def requests_table(spec: DatasetSpec) -> RequestsTable:
+    return RequestsTable(spec.names.table("online_requests"), spec.name)
+
+
 def build_promote_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
     metric = spec.evaluation.metric
+    requests = requests_table(spec)
+    # With the shadow gate, a promotion reads the ingested request log: lineage says so.
+    online_deps = [spec.names.key("online_requests")] if spec.evaluation.shadow else []
     version = code_version(spec, "promote")
     max_age = dt.timedelta(days=spec.monitoring.champion_max_age_days)
 
@@ -51,6 +82,7 @@ def build_promote_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             "model_evaluation": dg.AssetIn(spec.names.key("model_evaluation")),
             "model_candidate": dg.AssetIn(spec.names.key("model_candidate")),
         },
+        deps=online_deps,
         group_name=spec.name,
         kinds={"mlflow"},
         code_version=version,
@@ -105,8 +137,14 @@ def build_promote_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                     candidate_version=model_candidate.version,
                     gates=model_evaluation.gates,
                     metrics=model_evaluation.audit_metrics(),
+                    shadow=spec.evaluation.shadow,
+                    requests=requests,
                     **common,
                 )
+                if decision.decision == "pending":
+                    context.log.info(f"{model_candidate.uri} {decision.reason}")
+                    context.log_event(_pending_observation(spec, decision))
+                    return
                 if decision.decision == "rejected":
                     context.log.info(
                         f"{model_candidate.uri} rejected; champion stays "

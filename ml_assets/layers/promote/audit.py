@@ -22,7 +22,8 @@ from ml_assets.core.sql import render, table_exists, transaction
 
 SQL = Path(__file__).parent / "sql"
 TABLE = "governance.model_decisions"
-DecisionKind = Literal["promoted", "rejected", "rollback"]
+# `pending` (a candidate in its shadow trial, `shadow.py`) is an answer of `decide`, never a row.
+DecisionKind = Literal["promoted", "rejected", "rollback", "pending"]
 KINDS = ("promoted", "rejected", "rollback")
 
 

@@ -21,6 +21,7 @@ import duckdb
 
 from ml_assets.core.faults import fault_point
 from ml_assets.core.predictor import current_champion
+from ml_assets.core.spec import ShadowGateSection
 from ml_assets.core.sql import transaction
 from ml_assets.layers.evaluate.gates import GateResult, Verdict, verdict
 from ml_assets.layers.evaluate.metrics import Metrics
@@ -33,6 +34,7 @@ from ml_assets.layers.promote.registry import (
     rollback_target,
     version_tags,
 )
+from ml_assets.layers.promote.shadow import GATE, RequestsTable, shadow_gate, trial_evidence
 from ml_assets.resources.mlflow_tracking import MlflowTracking
 
 _LOG = logging.getLogger(__name__)
@@ -51,8 +53,15 @@ def decide(
     code_version: str,
     dagster_run_id: str,
     at: dt.datetime | None = None,
+    shadow: ShadowGateSection | None = None,
+    requests: RequestsTable | None = None,
 ) -> Decision:
-    """Promote the candidate if every blocking gate passed, else reject it; audit either way."""
+    """Promote the candidate if every blocking gate passed, else reject it; audit either way.
+
+    With `shadow` (and the request log's table), a candidate that passed and would replace a
+    champion is first tried in shadow (`shadow.py`): the answer is `pending`, recorded only as
+    its trial, until the log holds `shadow.min_rows` compared rows; then the shadow gate joins
+    the offline ones and the decision is made and audited as any other."""
     outcome = verdict(gates)
     at = at or dt.datetime.now(dt.UTC)
     reconcile(tracking, conn, dataset=dataset, model_name=model_name)
@@ -60,19 +69,57 @@ def decide(
     if recorded is not None:
         return recorded
     previous = current_champion(tracking, model_name)
+    candidate = str(candidate_version)
+    metrics_json = dict(metrics.to_json() if isinstance(metrics, Metrics) else metrics)
+    if outcome.promote and shadow is not None and previous is not None and previous != candidate:
+        if requests is None:
+            raise ValueError("a shadow gate needs the request log's table")
+        trial, stats = trial_evidence(
+            tracking,
+            conn,
+            requests,
+            dataset=dataset,
+            model_name=model_name,
+            candidate_version=candidate,
+            champion_version=previous,
+            trigger=trigger,
+            dagster_run_id=dagster_run_id,
+            at=at,
+        )
+        gate = shadow_gate(stats, shadow, trial)
+        metrics_json |= {"shadow_compared_rows": stats.compared_rows, GATE: stats.agreement}
+        if stats.compared_rows < shadow.min_rows:
+            return Decision(
+                dataset=dataset,
+                model_name=model_name,
+                decision="pending",
+                reason=f"in shadow: {stats.compared_rows} of {shadow.min_rows} rows compared",
+                candidate_version=candidate,
+                previous_champion_version=previous,
+                new_champion_version=previous,
+                trigger=trial.trigger,
+                code_version=code_version,
+                dagster_run_id=dagster_run_id,
+                decided_at=at,
+                metrics=metrics_json,
+                checks=[*(g.to_json() for g in gates), gate.to_json()],
+            )
+        gates = [*gates, gate]
+        outcome = verdict(gates)
+        trigger = f"{trial.trigger}; shadow trial since {trial.started_at.isoformat()}"
     decision = Decision(
         dataset=dataset,
         model_name=model_name,
         decision="promoted" if outcome.promote else "rejected",
         reason=outcome.reason,
-        candidate_version=str(candidate_version),
+        candidate_version=candidate,
         previous_champion_version=previous,
-        new_champion_version=str(candidate_version) if outcome.promote else previous,
+        new_champion_version=candidate if outcome.promote else previous,
         trigger=trigger,
         code_version=code_version,
         dagster_run_id=dagster_run_id,
         decided_at=at,
-        metrics=metrics.to_json() if isinstance(metrics, Metrics) else dict(metrics),
+        metrics=metrics_json,
         checks=[g.to_json() for g in gates],
     )
     decision_id = record_decision(conn, decision)
