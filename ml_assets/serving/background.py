@@ -6,10 +6,16 @@ champion when a canary request was answered by the challenger), logs the compari
 scores and decisions, whether they agree) and appends one record per row to the request log,
 written every `flush_seconds`. Nothing here can slow or fail a response: a full queue drops the
 work (counted) and a shadow model that raises is counted and logged.
+
+The work is done in batches: after the first job arrives the thread waits `BATCH_SECONDS`, takes
+every queued job, and scores each shadow model once over all their rows. Measured on the serving
+benchmark (200 single-row requests/s, 2 cores), waking per request cost ~1.1 ms of CPU per
+request for a ~0.25 ms prediction: the thread handoffs and per-call overhead, not the model.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import queue
@@ -28,6 +34,7 @@ from ml_assets.serving.metrics import Metrics
 log = logging.getLogger("ml_assets.serving.shadow")
 
 QUEUE_LIMIT = 10_000
+BATCH_SECONDS = 0.05  # how long a batch gathers: shadow results are never on a response's path
 
 
 @dataclass(frozen=True)
@@ -83,22 +90,39 @@ class Background:
 
     def _run(self) -> None:
         next_flush = time.monotonic() + self.flush_seconds
-        while True:
+        stopping = False
+        while not stopping:
             try:
-                job = self._queue.get(timeout=max(0.0, next_flush - time.monotonic()))
+                first = self._queue.get(timeout=max(0.0, next_flush - time.monotonic()))
             except queue.Empty:
-                job = False
-            if job is None:
-                break
-            if job is not False:
+                first = False
+            jobs: list[Scored] = []
+            if first is None:
+                stopping = True
+            elif first is not False:
+                time.sleep(BATCH_SECONDS)
+                jobs, stopping = self._drain(first)
+            if jobs:
                 try:
-                    self._handle(job)
-                except Exception:  # never let one request stop the thread
-                    log.exception("background work for request %s failed", job.request_id)
+                    self._handle_batch(jobs)
+                except Exception:  # never let one batch stop the thread
+                    log.exception("background work for %d requests failed", len(jobs))
             if time.monotonic() >= next_flush:
                 self._flush()
                 next_flush = time.monotonic() + self.flush_seconds
         self._flush()
+
+    def _drain(self, first: Scored) -> tuple[list[Scored], bool]:
+        """`first` and every job queued now; whether the stop marker was among them."""
+        jobs = [first]
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return jobs, False
+            if job is None:
+                return jobs, True
+            jobs.append(job)
 
     def _flush(self) -> None:
         if self.request_log is None:
@@ -108,19 +132,43 @@ class Background:
         except Exception:
             log.exception("request log write failed")
 
-    def _shadow(self, job: Scored) -> tuple[np.ndarray | None, list[bool | None] | None]:
-        if job.shadow is None:
-            return None, None
-        try:
-            scores = score_with(job.shadow, job.features)
-        except Exception:
-            self.metrics.shadow_errors.labels(job.dataset).inc()
-            log.exception("shadow scoring by v%s failed", job.shadow.ref.version)
-            return None, None
-        return scores, decide(job.shadow, scores)
+    def _handle_batch(self, jobs: list[Scored]) -> None:
+        """Each shadow model scores all its jobs' rows in one call; then each job is logged."""
+        by_model: dict[int, list[Scored]] = {}
+        for job in jobs:
+            if job.shadow is not None:
+                by_model.setdefault(id(job.shadow), []).append(job)
+        shadow: dict[int, np.ndarray | None] = {}
+        for group in by_model.values():
+            shadow.update(zip(map(id, group), self._shadow_scores(group), strict=True))
+        for job in jobs:
+            try:
+                self._handle(job, shadow.get(id(job)))
+            except Exception:  # one request's record never loses the others'
+                log.exception("background work for request %s failed", job.request_id)
 
-    def _handle(self, job: Scored) -> None:
-        shadow_scores, shadow_decisions = self._shadow(job)
+    def _shadow_scores(self, group: list[Scored]) -> list[np.ndarray | None]:
+        """Scores of each job's rows by their (common) shadow model: one call for the group;
+        when it fails, one call per job, so each failing request is counted and logged."""
+        model = group[0].shadow
+        if len(group) > 1:
+            with contextlib.suppress(Exception):
+                joined = FeatureRows.concat([job.features for job in group])
+                return np.split(
+                    score_with(model, joined), np.cumsum([len(j.scores) for j in group])[:-1]
+                )
+        out: list[np.ndarray | None] = []
+        for job in group:
+            try:
+                out.append(score_with(model, job.features))
+            except Exception:
+                self.metrics.shadow_errors.labels(job.dataset).inc()
+                log.exception("shadow scoring by v%s failed", model.ref.version)
+                out.append(None)
+        return out
+
+    def _handle(self, job: Scored, shadow_scores: np.ndarray | None) -> None:
+        shadow_decisions = None if shadow_scores is None else decide(job.shadow, shadow_scores)
         n = len(job.scores)
         agree: list[bool | None] = [None] * n
         if shadow_scores is not None:
@@ -156,7 +204,7 @@ class Background:
         for i, (key, event_time) in enumerate(
             zip(job.features.keys, job.features.event_times, strict=True)
         ):
-            event = pd.Timestamp(event_time)
+            event = event_time if isinstance(event_time, dt.datetime) else pd.Timestamp(event_time)
             records.append(
                 {
                     "request_id": job.request_id,

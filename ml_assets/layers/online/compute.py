@@ -187,6 +187,15 @@ class FeatureRows:
             start = end
         return out
 
+    @staticmethod
+    def concat(parts: Sequence[FeatureRows]) -> FeatureRows:
+        """The rows of `parts`, in order, as one (the inverse of `split`)."""
+        return FeatureRows(
+            [k for p in parts for k in p.keys],
+            [t for p in parts for t in p.event_times],
+            {c: np.concatenate([p.columns[c] for p in parts]) for c in parts[0].columns},
+        )
+
     def frame(self) -> pd.DataFrame:
         """`_key`, `_event_time`, every feature, one row per request row."""
         return pd.DataFrame(
