@@ -34,7 +34,15 @@ from ml_assets.layers.promote.registry import (
     rollback_target,
     version_tags,
 )
-from ml_assets.layers.promote.shadow import GATE, RequestsTable, shadow_gate, trial_evidence
+from ml_assets.layers.promote.shadow import (
+    GATE,
+    RequestsTable,
+    open_trials,
+    shadow_gate,
+    shadow_stats,
+    superseded_gate,
+    trial_evidence,
+)
 from ml_assets.resources.mlflow_tracking import MlflowTracking
 
 _LOG = logging.getLogger(__name__)
@@ -74,6 +82,19 @@ def decide(
     if outcome.promote and shadow is not None and previous is not None and previous != candidate:
         if requests is None:
             raise ValueError("a shadow gate needs the request log's table")
+        _end_superseded(
+            tracking,
+            conn,
+            requests,
+            shadow,
+            dataset=dataset,
+            model_name=model_name,
+            candidate=candidate,
+            champion=previous,
+            code_version=code_version,
+            dagster_run_id=dagster_run_id,
+            at=at,
+        )
         trial, stats = trial_evidence(
             tracking,
             conn,
@@ -133,6 +154,58 @@ def decide(
         _withdraw_unless_moved(tracking, conn, decision, decision_id)
         raise
     return dataclasses.replace(decision, decision_id=decision_id)
+
+
+def _end_superseded(
+    tracking: MlflowTracking,
+    conn: duckdb.DuckDBPyConnection,
+    requests: RequestsTable,
+    shadow: ShadowGateSection,
+    *,
+    dataset: str,
+    model_name: str,
+    candidate: str,
+    champion: str,
+    code_version: str,
+    dagster_run_id: str,
+    at: dt.datetime,
+) -> list[Decision]:
+    """Reject every other candidate still in shadow: only one can be `challenger`, so a trial a
+    newer candidate replaces would stay pending forever. Each is audited with the rows it was
+    compared on so far and a failed `shadow_agreement` gate saying what superseded it."""
+    ended = []
+    for trial in open_trials(conn, dataset=dataset, model_name=model_name):
+        if trial.candidate_version == candidate:
+            continue
+        stats = shadow_stats(conn, requests, trial)
+        gate = superseded_gate(stats, shadow, trial, by=candidate)
+        reason = (
+            f"superseded in shadow by v{candidate}: its trial ended after {stats.compared_rows} "
+            f"of {shadow.min_rows} compared rows"
+        )
+        decision = Decision(
+            dataset=dataset,
+            model_name=model_name,
+            decision="rejected",
+            reason=reason,
+            candidate_version=trial.candidate_version,
+            previous_champion_version=champion,
+            new_champion_version=champion,
+            trigger=f"{trial.trigger}; shadow trial since {trial.started_at.isoformat()}",
+            code_version=code_version,
+            dagster_run_id=dagster_run_id,
+            decided_at=at,
+            metrics={"shadow_compared_rows": stats.compared_rows, GATE: stats.agreement},
+            checks=[gate.to_json()],
+        )
+        decision_id = record_decision(conn, decision)
+        try:
+            reject(tracking, model_name, trial.candidate_version, reason, at=at)
+        except Exception:
+            _withdraw_unless_moved(tracking, conn, decision, decision_id)
+            raise
+        ended.append(dataclasses.replace(decision, decision_id=decision_id))
+    return ended
 
 
 def _decided_last(

@@ -7,11 +7,13 @@ registry's `challenger`, the service scores every request with it in the backgro
 a canary share), and each row's two decisions go to the request log, which `online_requests`
 ingests. Each later decision of that candidate reads the log: below `min_rows` compared rows it
 stays pending (nothing is recorded in the audit; the trial row says it started); from then on
-the `shadow_agreement` gate joins the offline ones and the decision is recorded as usual.
+the `shadow_agreement` gate joins the offline ones and the decision is recorded as usual. A
+trial still open when a newer candidate starts its own is ended: rejected as superseded.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from ml_assets.core.predictor import CHALLENGER
 from ml_assets.core.spec import ShadowGateSection
 from ml_assets.core.sql import render, table_exists, transaction
 from ml_assets.layers.evaluate.gates import GateResult
+from ml_assets.layers.promote.audit import ensure_audit_table
 from ml_assets.resources.mlflow_tracking import MlflowTracking
 
 SQL = Path(__file__).parent / "sql"
@@ -75,6 +78,31 @@ def open_trial(
         [dataset, model_name, candidate_version, champion_version],
     ).fetchone()
     return None if row is None else Trial(row[0], row[1], row[2], row[3])
+
+
+def open_trials(conn: duckdb.DuckDBPyConnection, *, dataset: str, model_name: str) -> list[Trial]:
+    """Every trial of the model not decided yet, oldest first (see `sql/open_trials.sql`)."""
+    if not table_exists(conn, "governance", "shadow_trials"):
+        return []
+    if not table_exists(conn, "governance", "model_decisions"):
+        ensure_audit_table(conn)  # a champion set by hand: no decision recorded yet
+    rows = conn.execute(
+        render(SQL / "open_trials.sql"), {"dataset": dataset, "model_name": model_name}
+    ).fetchall()
+    return [Trial(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def superseded_gate(
+    stats: ShadowStats, section: ShadowGateSection, trial: Trial, by: str
+) -> GateResult:
+    """The failed gate of a trial ended before it was judged: a newer candidate took its place."""
+    gate = shadow_gate(stats, section, trial)
+    return dataclasses.replace(
+        gate,
+        passed=False,
+        detail=f"{gate.detail}; superseded by v{by} after {stats.compared_rows} of "
+        f"{section.min_rows} rows, before the trial was judged",
+    )
 
 
 def start_trial(

@@ -132,6 +132,35 @@ def test_a_candidate_waits_in_shadow_then_is_judged_on_agreement(
     ]
 
 
+def test_a_newer_candidate_ends_an_open_trial_as_superseded(
+    tracking, warehouse, flights_spec
+) -> None:
+    model = fit_linear(TRAIN, ["a"], ["c"])
+    v1, v2, v3 = (register(tracking, model, "linear", ["a", "c"], ["c"]).ref.version for _ in "123")
+    assert _decide(tracking, warehouse, flights_spec, v1).decision == "promoted"
+    assert _decide(tracking, warehouse, flights_spec, v2, run="run-2").decision == "pending"
+    _log(flights_spec, warehouse, champion=v1, shadow=v2, rows=100, agreeing=90)
+
+    # v3 passes offline before v2's trial is judged: v3 is on trial now, v2's trial ends.
+    assert _decide(tracking, warehouse, flights_spec, v3, run="run-3").decision == "pending"
+    assert _aliases(tracking)[CHALLENGER] == v3
+    audited = decisions(warehouse, "synthetic")
+    assert [(d.decision, d.candidate_version) for d in audited] == [
+        ("promoted", v1),
+        ("rejected", v2),
+    ]
+    ended = audited[-1]
+    assert ended.reason.startswith(f"superseded in shadow by v{v3}")
+    assert ended.metrics["shadow_compared_rows"] == 100 and ended.new_champion_version == v1
+    gate = {c["name"]: c for c in ended.checks}[GATE]
+    assert not gate["passed"] and gate["observed"] == 0.9
+    assert current_champion(tracking, MODEL_NAME) == v1
+    # Still deciding v3 ends nothing more; v3's own trial is judged on its own rows.
+    _log(flights_spec, warehouse, champion=v1, shadow=v3, rows=400, agreeing=400)
+    assert _decide(tracking, warehouse, flights_spec, v3, run="run-4").decision == "promoted"
+    assert [d.candidate_version for d in decisions(warehouse, "synthetic")] == [v1, v2, v3]
+
+
 def test_without_the_gate_a_passing_candidate_is_promoted_at_once(
     tracking, warehouse, flights_spec
 ) -> None:
