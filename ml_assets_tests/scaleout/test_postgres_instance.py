@@ -122,6 +122,11 @@ def test_partitions_launched_together_share_the_postgres_instance(
     Postgres instance, and the warehouse pool (kept in Postgres too) makes the DuckDB writers take
     turns instead of failing on the file lock."""
     env = {**os.environ, "ML_ASSETS_HOME": str(home), "ML_ASSETS_SPECS": str(home / "specs")}
+    # The pool's row is created before the two launches: on a new instance both processes would
+    # insert it at once and one fails on Dagster's unique key (seen once in CI), a race of
+    # first use that a deployed instance meets only once, not what this test is about.
+    with dg.DagsterInstance.from_config(str(pg_dagster_home)) as instance:
+        instance.event_log_storage.initialize_concurrency_limit_to_default("duckdb_warehouse")
     dagster = Path(sys.executable).parent / "dagster"
     # Steps in each run's own process (one definitions load per run instead of one per step:
     # 10 s instead of 40 s a run here); the pool applies to in-process steps as well.
