@@ -62,7 +62,7 @@ def _home(path: Path):
 
 def _spec(bench: Bench, folder: Path, **scoring: Any) -> DatasetSpec:
     raw = read_spec_mapping(FLIGHTS)
-    raw["features"]["sql"] = [str(FLIGHTS.parent / p) for p in raw["features"]["sql"]]
+    raw["features"]["sql"] = [str(FLIGHTS.parent / p) for p in raw["features"].get("sql", [])]
     window = 30 if bench.quick else 90
     split = {"validation_days": 7, "test_days": 7} if bench.quick else raw["training"]["split"]
     raw["training"].update(

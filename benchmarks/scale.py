@@ -60,7 +60,7 @@ def scaled_flights(k: int, workdir: Path) -> DatasetSpec:
     raw["contract"]["columns"]["flight"]["max"] = 10000 * k + 9999
     features = raw.get("features")
     if features:  # feature SQL paths are relative to the spec's folder: make them absolute
-        features["sql"] = [str(FLIGHTS_SPEC.parent / p) for p in features["sql"]]
+        features["sql"] = [str(FLIGHTS_SPEC.parent / p) for p in features.get("sql", [])]
     spec_path = workdir / f"flights_x{k}.yaml"
     write_spec(spec_path, raw)
     return load_spec(spec_path)

@@ -21,7 +21,7 @@ def versions(spec: DatasetSpec) -> dict[str, str]:
 def variant(tmp_path: Path, section: str, **changes: object) -> DatasetSpec:
     raw = read_spec_mapping(FLIGHTS_SPEC)
     raw[section] = {**(raw.get(section) or {}), **changes}
-    raw["features"]["sql"] = [str(FLIGHTS_SPEC.parent / p) for p in raw["features"]["sql"]]
+    raw["features"]["sql"] = [str(FLIGHTS_SPEC.parent / p) for p in raw["features"].get("sql", [])]
     return load_spec(write_spec(tmp_path / f"{section}.yaml", raw))
 
 

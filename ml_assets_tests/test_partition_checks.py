@@ -127,7 +127,7 @@ def damaged_flights(home: Path, monkeypatch: pytest.MonkeyPatch) -> DatasetSpec:
         "format": "csv",
         "csv": raw["source"]["csv"],
     }
-    raw["features"]["sql"] = [str(FLIGHTS_SPEC.parent / p) for p in raw["features"]["sql"]]
+    raw["features"]["sql"] = [str(FLIGHTS_SPEC.parent / p) for p in raw["features"].get("sql", [])]
     for name, column in raw["features"]["columns"].items():
         if "_delay_rate_" in name:
             column["max_null_rate"] = 1.0

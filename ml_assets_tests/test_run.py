@@ -43,7 +43,7 @@ STAGE = r"^  {name} +{window} +\d+\.\ds\s*{outcome}"
 def flights_spec(specs: Path, end: str = "2013-03-31") -> None:
     raw = read_spec_mapping(FLIGHTS_SPEC)
     raw["partitions"]["end"] = end
-    raw["features"]["sql"] = [str(FLIGHTS_SPEC.parent / p) for p in raw["features"]["sql"]]
+    raw["features"]["sql"] = [str(FLIGHTS_SPEC.parent / p) for p in raw["features"].get("sql", [])]
     raw["training"].update({"window_days": 40, "search": {"method": "random", "budget": 1}})
     # The first 40 days hold the Feb 8-9 blizzard in their test split: a lower floor here.
     raw["evaluation"]["floor"] = 0.55

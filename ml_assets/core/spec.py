@@ -250,6 +250,62 @@ class WindowSpec(_Strict):
         return dt.timedelta(days=self.days or 0, hours=self.hours or 0)
 
 
+class LookupJoin(_Strict):
+    """How a row finds its row of a reference table (see features/lookups.py).
+
+    Declared rather than written as a join so serving can find the row in sorted arrays instead
+    of running the join per request, and both paths come from one definition.
+    """
+
+    table: Identifier | None = Field(
+        None, description="The `lookups` table read (default: this join's name)."
+    )
+    # Not `on`: YAML reads a bare `on` as true.
+    key: dict[Identifier, str] = Field(
+        ...,
+        min_length=1,
+        description="Contract column -> SQL over the table's columns that must equal it, "
+        "compared as text (cast in the SQL when the types differ); a NULL on either side "
+        "matches nothing.",
+    )
+    time: str | None = Field(
+        None,
+        description="SQL over the table's columns: when its row became true. The join is then "
+        "as of the event: the latest row at or before `_event_time`.",
+    )
+    max_age_hours: int | None = Field(
+        None, ge=1, description="With `time`: a row older than this is no match (unknown)."
+    )
+    where: str | None = Field(None, description="SQL over the table's columns: rows to keep.")
+    first_by: str | None = Field(
+        None,
+        description="SQL over the table's columns: of rows with the same key (and time), the "
+        "first in this order is the one used.",
+    )
+
+    @model_validator(mode="after")
+    def _age_needs_time(self) -> LookupJoin:
+        if self.max_age_hours is not None and self.time is None:
+            raise ValueError("max_age_hours: only with 'time' (an as-of join)")
+        return self
+
+
+class LookupFeature(_Strict):
+    """A value of the row a declared lookup join finds."""
+
+    join: Identifier = Field(..., description="A `features.lookups` entry.")
+    value: str = Field(..., description="SQL over the table's columns.")
+    age: Literal["year", "month", "day"] | None = Field(
+        None,
+        description="The value is a date or timestamp; the feature is the number of these "
+        "boundaries from it to the event (`date_diff`), e.g. a plane's age in years.",
+    )
+
+
+# How a declared feature is computed: a FeatureColumn has at most one.
+DERIVATIONS = ("column", "calendar", "window", "lookup")
+
+
 class FeatureColumn(_Strict):
     kind: Literal["numeric", "categorical"]
     min: float | None = None
@@ -259,18 +315,21 @@ class FeatureColumn(_Strict):
     column: Identifier | None = Field(None, description="The event's own contract column.")
     calendar: CalendarPart | None = Field(None, description="A part of the event time.")
     window: WindowSpec | None = Field(None, description="An aggregate of the entity's past rows.")
+    lookup: LookupFeature | None = Field(None, description="A value of a reference table's row.")
 
     @model_validator(mode="after")
     def _one_derivation(self) -> FeatureColumn:
-        given = [k for k in ("column", "calendar", "window") if getattr(self, k) is not None]
+        given = [k for k in DERIVATIONS if getattr(self, k) is not None]
         if len(given) > 1:
-            raise ValueError(f"give at most one of 'column', 'calendar', 'window' (got {given})")
+            raise ValueError(f"give at most one of {list(DERIVATIONS)} (got {given})")
+        if self.lookup is not None and self.lookup.age is not None and self.kind != "numeric":
+            raise ValueError("lookup.age: an age is numeric (kind: numeric)")
         return self
 
     @property
     def declared(self) -> bool:
         """True when the layer generates this feature's SQL from the declaration."""
-        return self.column is not None or self.calendar is not None or self.window is not None
+        return any(getattr(self, k) is not None for k in DERIVATIONS)
 
 
 class FeaturesSection(_Strict):
@@ -280,6 +339,9 @@ class FeaturesSection(_Strict):
         "cannot say (lookups, custom logic).",
     )
     columns: dict[str, FeatureColumn] = Field(..., min_length=1)
+    lookups: dict[Identifier, LookupJoin] = Field(
+        default_factory=dict, description="Joins to reference tables that `lookup` features read."
+    )
     lookback_days: int = Field(28, ge=0, description="How far back any feature window reaches.")
 
     @model_validator(mode="after")
@@ -287,7 +349,7 @@ class FeaturesSection(_Strict):
         from_sql = [c for c, f in self.columns.items() if not f.declared]
         if from_sql and not self.sql:
             raise ValueError(
-                f"columns {from_sql} have no 'column', 'calendar' or 'window' and no 'sql' file "
+                f"columns {from_sql} have none of {list(DERIVATIONS)} and no 'sql' file "
                 "is listed to return them"
             )
         lookback = dt.timedelta(days=self.lookback_days)
@@ -297,6 +359,11 @@ class FeaturesSection(_Strict):
             if f.window is not None
             and (f.window.length > lookback or (f.window.known_at and f.window.length >= lookback))
         ]
+        unjoined = sorted(
+            {f.lookup.join for f in self.columns.values() if f.lookup} - set(self.lookups)
+        )
+        if unjoined:
+            raise ValueError(f"lookup.join {unjoined}: not in features.lookups")
         if too_long:
             raise ValueError(
                 f"columns {too_long}: a window may reach back at most lookback_days "
@@ -688,6 +755,16 @@ class DatasetSpec(_Strict):
             raise ValueError("partitions.end is before partitions.start")
         for name, feature in (self.features.declared if self.features else {}).items():
             self._check_declared(f"features.columns.{name}", feature)
+        for name, join in (self.features.lookups if self.features else {}).items():
+            if (join.table or name) not in self.lookups:
+                raise ValueError(
+                    f"features.lookups.{name}: no table '{join.table or name}' in `lookups`"
+                )
+            for column in join.key:
+                if column not in cols:
+                    raise ValueError(
+                        f"features.lookups.{name}.key: '{column}' is not a contract column"
+                    )
         return self
 
     def _check_declared(self, field: str, feature: FeatureColumn) -> None:

@@ -46,7 +46,7 @@ VOLATILE = re.compile(r"(run_id|_at)$")
 
 def write_flights_spec(home: Path) -> DatasetSpec:
     raw = read_spec_mapping(FLIGHTS_SPEC)
-    raw["features"]["sql"] = [str(FLIGHTS_SPEC.parent / p) for p in raw["features"]["sql"]]
+    raw["features"]["sql"] = [str(FLIGHTS_SPEC.parent / p) for p in raw["features"].get("sql", [])]
     raw["training"].update(TRAINING)
     raw["evaluation"].update(EVALUATION)
     path = home / "specs" / "flights.yaml"

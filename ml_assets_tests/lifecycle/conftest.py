@@ -62,7 +62,9 @@ def flights_variant(home: Path) -> Callable[..., DatasetSpec]:
 
     def make(label: str = "base", **changes: dict) -> DatasetSpec:
         raw = read_spec_mapping(FLIGHTS_SPEC)
-        raw["features"]["sql"] = [str(FLIGHTS_SPEC.parent / p) for p in raw["features"]["sql"]]
+        raw["features"]["sql"] = [
+            str(FLIGHTS_SPEC.parent / p) for p in raw["features"].get("sql", [])
+        ]
         deep_update(raw, {"training": TEST_TRAINING, "evaluation": {"floor": 0.6}})
         deep_update(raw, changes)
         path = home / "specs" / label / "flights.yaml"

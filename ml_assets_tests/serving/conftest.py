@@ -39,7 +39,7 @@ class World:
 
 def flights_spec(spec_dir: Path) -> DatasetSpec:
     raw = read_spec_mapping(FLIGHTS_SPEC)
-    raw["features"]["sql"] = [str(FLIGHTS_SPEC.parent / p) for p in raw["features"]["sql"]]
+    raw["features"]["sql"] = [str(FLIGHTS_SPEC.parent / p) for p in raw["features"].get("sql", [])]
     raw["training"].update({"window_days": 45, "search": {"method": "random", "budget": 2}})
     raw["evaluation"]["floor"] = 0.6
     return load_spec(write_spec(spec_dir / "flights" / "defs.yaml", raw))

@@ -94,7 +94,8 @@ def expression(feature: FeatureColumn, frames: dict[Frame, str]) -> str:
 
 def declared_sql(spec: DatasetSpec) -> str | None:
     """One SELECT over `{validated}` of every declared feature, or None when there is none."""
-    declared = spec.features.declared
+    # Lookup features are their own SELECT (lookups.py).
+    declared = {c: f for c, f in spec.features.declared.items() if f.lookup is None}
     if not declared:
         return None
     groups: dict[tuple, dict[str, FeatureColumn]] = {}

@@ -1,7 +1,7 @@
 """The feature SQL contract: what a dataset's feature SELECTs may read and must return.
 
 Features declared in the spec (`column`, `calendar`, `window`) are generated as one SELECT
-(`declared.py`). For what a declaration cannot say, `features.sql` lists SQL files (relative to
+(`declared.py`), and `lookup` features as another (`lookups.py`). For what a declaration cannot say, `features.sql` lists SQL files (relative to
 the spec's folder), written by the dataset's author. Each file is one SELECT.
 
 Slots, filled by this layer with identifiers only (write literal braces as `{{` and `}}`):
@@ -45,6 +45,7 @@ import duckdb
 from ml_assets.core.spec import IDENT, DatasetSpec, SpecError
 from ml_assets.core.sql import ident
 from ml_assets.layers.features.declared import declared_path, declared_sql
+from ml_assets.layers.features.lookups import lookup_path, lookup_sql
 
 AUDIT_COLUMNS = ("_max_history_time", "_max_lookup_time")
 PARAMETERS = ("start", "end", "label_delay_days", "lookback_days", "history_start")
@@ -105,6 +106,10 @@ def load_feature_files(spec: DatasetSpec) -> list[FeatureFile]:
                 "(a `ref_<name>` slot needs `lookups.<name>` in the spec)"
             )
         files.append(FeatureFile(path, text, tuple(sorted(slots))))
+    lookups = lookup_sql(spec)
+    if lookups is not None:
+        slots = ("validated", *(f"ref_{j.table or n}" for n, j in section.lookups.items()))
+        files.insert(0, FeatureFile(lookup_path(spec), lookups, tuple(sorted(set(slots))), True))
     generated = declared_sql(spec)
     if generated is not None:
         files.insert(0, FeatureFile(declared_path(spec), generated, ("validated",), True))

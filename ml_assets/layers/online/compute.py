@@ -8,7 +8,9 @@ the two drifting apart:
     request's rows and the snapshot's lookups (the SQL reads only the row and the lookups; one
     that read other rows of `{validated}` would fail the parity check), all in one statement per
     request (`sql/request_features.sql`): DuckDB plans every statement anew, ~2-4 ms each here;
-  - window features are aggregates over slices of the snapshot's per-entity streams, in NumPy.
+  - window features are aggregates over slices of the snapshot's per-entity streams, and
+    declared `lookup` features the rows found in the snapshot's lookups sorted by key and time
+    (`_Join`), in NumPy: a join in the statement would scan its whole table per request.
 The result is columns (`FeatureRows`), which the service scores without building a DataFrame.
 Nothing here opens the warehouse.
 """
@@ -30,9 +32,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml_assets.core.spec import DatasetSpec
+from ml_assets.core.spec import DatasetSpec, FeatureColumn, LookupJoin
 from ml_assets.core.sql import ident, render
 from ml_assets.layers.features.declared import expression
+from ml_assets.layers.features.lookups import (
+    join_rows_sql,
+    key_text,
+    lookup_features,
+    value_column,
+    value_type,
+)
 from ml_assets.layers.features.query import (
     load_feature_files,
     parameters,
@@ -43,7 +52,7 @@ from ml_assets.layers.ingest.files import event_time_sql
 from ml_assets.layers.online.build import entity_expr
 from ml_assets.layers.online.combine import Combiner
 from ml_assets.layers.online.hoist import hoist
-from ml_assets.layers.online.schema import OnlineSchema, WindowFeature
+from ml_assets.layers.online.schema import MICROS_PER_HOUR, OnlineSchema, WindowFeature
 from ml_assets.layers.online.store import read_manifest
 from ml_assets.layers.validate.contract import INTEGER_TYPES, reason_exprs, typed_expr, typed_name
 
@@ -146,6 +155,83 @@ def _load_stream(path: Path) -> _Stream:
         v=table.column("_v").to_numpy().astype("float64"),
         key=table.column("_key").to_numpy(zero_copy_only=False),
     )
+
+
+@dataclass
+class _Join:
+    """One declared lookup join's rows (`features/lookups.py`), sorted by key and time."""
+
+    spec: LookupJoin
+    index: dict[str, tuple[int, int]]
+    t: np.ndarray  # epoch microseconds (unused for a join on the key alone)
+    values: dict[str, np.ndarray]  # per feature: float64, object, or datetime64[us] for an age
+
+    def rows(self, keys: Sequence[str | None], t: np.ndarray) -> np.ndarray:
+        """The row each event finds, -1 for none: as `lookup_features.sql`'s joins do."""
+        found = np.full(len(keys), -1, dtype="int64")
+        max_age = self.spec.max_age_hours
+        for i, key in enumerate(keys):
+            lo, hi = self.index.get(key, (0, 0)) if key is not None else (0, 0)
+            if hi == lo:
+                continue
+            if self.spec.time is None:
+                found[i] = lo
+                continue
+            j = lo + int(np.searchsorted(self.t[lo:hi], t[i], side="right")) - 1
+            if j >= lo and (max_age is None or self.t[j] >= t[i] - max_age * MICROS_PER_HOUR):
+                found[i] = j
+        return found
+
+
+def _load_join(db: duckdb.DuckDBPyConnection, spec: DatasetSpec, name: str) -> _Join:
+    tables = {f"ref_{t}": spec.names.ref_table(t) for t in spec.lookups}
+    features = lookup_features(spec, name)
+    value_names = ", ".join(ident(value_column(c)) for c in features)
+    table = db.sql(
+        f"SELECT _lk, epoch_us(_lt) AS _lt{', ' if features else ''}{value_names} "
+        f"FROM ({join_rows_sql(spec, name).format(**tables)}) ORDER BY _lk, _lt"
+    ).to_arrow_table()
+    keys = table.column("_lk").to_numpy(zero_copy_only=False)
+    index: dict[str, tuple[int, int]] = {}
+    if len(keys):
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        stops = np.r_[starts[1:], len(keys)]
+        index = {keys[a]: (int(a), int(b)) for a, b in zip(starts, stops, strict=True)}
+    values = {}
+    for column, feature in features.items():
+        raw = table.column(value_column(column))
+        kind = value_type(feature)
+        if kind == "TIMESTAMP":
+            values[column] = raw.to_numpy(zero_copy_only=False).astype("datetime64[us]")
+        elif kind == "DOUBLE":
+            values[column] = raw.to_numpy(zero_copy_only=False).astype("float64")
+        else:
+            values[column] = _categorical(raw.to_pylist())
+    t = table.column("_lt").fill_null(0).to_numpy().astype("int64")
+    return _Join(spec.features.lookups[name], index, t, values)
+
+
+def _lookup_value(
+    feature: FeatureColumn, values: np.ndarray, found: np.ndarray, t: np.ndarray
+) -> np.ndarray:
+    """The feature of each event from its found row (-1: none), as the offline SELECT has it."""
+    hit = found >= 0
+    age = feature.lookup.age
+    if age is not None:
+        out = np.full(len(found), np.nan)
+        unit = {"year": "Y", "month": "M", "day": "D"}[age]
+        built = values[found[hit]].astype(f"datetime64[{unit}]")
+        event = t[hit].astype("datetime64[us]").astype(f"datetime64[{unit}]")
+        diff = (event - built).astype("float64")
+        diff[np.isnat(built)] = np.nan
+        out[hit] = diff
+        return out
+    if values.dtype == object:
+        out = np.full(len(found), None, dtype=object)
+    else:
+        out = np.full(len(found), np.nan)
+    out[hit] = values[found[hit]]
+    return out
 
 
 def _text(value: object) -> str | None:
@@ -251,6 +337,11 @@ class OnlineFeatures:
                 f"CREATE TABLE {spec.names.ref_table(name)} AS SELECT * FROM read_parquet($path)",
                 {"path": str(snapshot / "lookups" / f"{name}.parquet")},
             )
+        self._joins = {
+            name: _load_join(self._db, spec, name)
+            for name in spec.features.lookups
+            if lookup_features(spec, name)
+        }
         self._sql_files = [f for f in load_feature_files(spec) if not f.generated]
         self._queries = self._hoist_lookups()
         self.fields = set(self.schema.required) | set(self.schema.optional)
@@ -292,7 +383,11 @@ class OnlineFeatures:
             key_columns=", ".join(ident(k) for k in self.spec.contract.unique_key),
         )
         by_stream = {s.name: s.by for s in self.schema.streams}
-        row_features = {c: f for c, f in self.spec.features.declared.items() if f.window is None}
+        row_features = {
+            c: f
+            for c, f in self.spec.features.declared.items()
+            if f.window is None and f.lookup is None
+        }
         types = {
             c: "DOUBLE" if k == "numeric" else "VARCHAR" for c, k in self.schema.features.items()
         }
@@ -300,7 +395,16 @@ class OnlineFeatures:
         rows_sql = render(
             SQL / "request_rows.sql",
             entities="".join(
-                f", {entity_expr(by)} AS {ident('_e_' + name)}" for name, by in by_stream.items()
+                [
+                    *(
+                        f", {entity_expr(by)} AS {ident('_e_' + name)}"
+                        for name, by in by_stream.items()
+                    ),
+                    *(
+                        f", {key_text([ident(c) for c in join.spec.key])} AS {ident('_lk_' + name)}"
+                        for name, join in self._joins.items()
+                    ),
+                ]
             ),
             row_features="".join(
                 f", CAST({expression(f, {})} AS {types[c]}) AS {ident(c)}"
@@ -584,8 +688,14 @@ class OnlineFeatures:
         key_array = np.asarray(keys, dtype=object)
         columns: dict[str, np.ndarray] = {}
         windows = {w.name: w for w in self.schema.windows}
+        found = {name: j.rows(base[f"_lk_{name}"], t) for name, j in self._joins.items()}
+        declared = self.spec.features.columns
         for column, kind in self.schema.features.items():
-            if column in windows:
+            lookup = declared[column].lookup if column in declared else None
+            if lookup is not None and lookup.join in found:
+                values = self._joins[lookup.join].values[column]
+                columns[column] = _lookup_value(declared[column], values, found[lookup.join], t)
+            elif column in windows:
                 window = windows[column]
                 entities = base[f"_e_{self._stream_of[window.stream].name}"]
                 columns[column] = self._window(window, entities, t, key_array)

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from ml_assets import settings
-from ml_assets.core.spec import DatasetSpec, load_spec, read_spec_mapping
+from ml_assets.core.spec import DERIVATIONS, DatasetSpec, load_spec, read_spec_mapping
 from ml_assets.core.tags import RANGE_END, RANGE_START
 from ml_assets.layers.features.assets import build_features_assets
 from ml_assets.layers.features.checks import build_features_checks
@@ -28,7 +28,6 @@ FIRST_DAY, LAST_DAY = "2013-01-01", "2013-01-12"
 # The bundled features written by hand as one SQL file (the bare benchmark script runs it): the
 # form the SQL-contract tests edit, and the reference the declared form must equal.
 HAND_WRITTEN_SQL = Path(__file__).parents[3] / "benchmarks" / "sql" / "flights_features.sql"
-DERIVATIONS = ("column", "calendar", "window")
 
 
 def materialize_features(
@@ -106,6 +105,8 @@ def spec_copy(home: Path) -> Callable[..., DatasetSpec]:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "features.sql").write_text(sql)
         raw = read_spec_mapping(FLIGHTS_SPEC)
+        raw["features"]["sql"] = ["features.sql"]
+        raw["features"].pop("lookups", None)
         for column, fields in raw["features"]["columns"].items():
             for derivation in DERIVATIONS:
                 fields.pop(derivation, None)

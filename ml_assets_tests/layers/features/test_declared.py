@@ -37,7 +37,8 @@ def test_the_declared_flights_features_equal_the_hand_written_ones(
     flights_home, flights_spec, spec_copy
 ) -> None:
     declared_files = load_feature_files(flights_spec)
-    assert declared_files[0].generated and len(declared_files) == 2
+    # Declared: the row features and windows, then the lookups; no SQL file.
+    assert [f.generated for f in declared_files] == [True, True]
     declared = build(flights_spec)
     hand_written = build(spec_copy())
     assert len(declared) > 10_000 and declared.keys() == hand_written.keys()
@@ -76,10 +77,10 @@ def test_chunks_cover_the_range_once() -> None:
     assert chunks(FIRST, FIRST, 1) == [(FIRST, FIRST)]
 
 
-def write_variant(home, columns: dict, delay_days: int | None = None):
+def write_variant(home, columns: dict, delay_days: int | None = None, lookups: dict | None = None):
     """The flights spec with only the given declared features (no SQL file)."""
     raw = read_spec_mapping(FLIGHTS_SPEC)
-    raw["features"] = {"lookback_days": 28, "columns": columns}
+    raw["features"] = {"lookback_days": 28, "columns": columns, "lookups": lookups or {}}
     raw["monitoring"]["expected_drift"] = []
     if delay_days is not None:
         raw["label"]["delay_days"] = delay_days
@@ -203,6 +204,84 @@ def test_with_no_label_delay_a_row_never_reads_its_own_label(flights_home) -> No
 def test_a_wrong_declaration_fails_when_the_spec_loads(home, feature, message) -> None:
     with pytest.raises(SpecError, match=message):
         write_variant(home, {"f": feature})
+
+
+PLANES = {"planes": {"key": {"tailnum": "tailnum"}}}
+AGE = {"kind": "numeric", "lookup": {"join": "planes", "value": "make_date(year, 1, 1)"}}
+
+
+@pytest.mark.parametrize(
+    ("feature", "lookups", "message"),
+    [
+        (
+            {**AGE, "lookup": {"join": "aircraft", "value": "year"}},
+            PLANES,
+            r"\['aircraft'\]: not in",
+        ),
+        (
+            AGE,
+            {"planes": {"table": "fleet", "key": {"tailnum": "tailnum"}}},
+            "no table 'fleet' in `lookups`",
+        ),
+        (AGE, {"planes": {"key": {"registration": "tailnum"}}}, "'registration' is not a contract"),
+        (AGE, {"planes": {"key": {"tailnum": "tailnum"}, "max_age_hours": 6}}, "only with 'time'"),
+        (
+            {"kind": "categorical", "lookup": {**AGE["lookup"], "age": "year"}},
+            PLANES,
+            "an age is numeric",
+        ),
+        ({**AGE, "column": "distance"}, PLANES, "at most one of"),
+    ],
+)
+def test_a_wrong_lookup_fails_when_the_spec_loads(home, feature, lookups, message) -> None:
+    with pytest.raises(SpecError, match=message):
+        write_variant(home, {"f": feature}, lookups=lookups)
+
+
+def test_a_lookup_finds_one_row_per_event_chosen_by_first_by(flights_home) -> None:
+    """A key twice in the table never multiplies events: `first_by` picks the row; an event
+    whose key is NULL, or absent from the table, has no value."""
+    spec = write_variant(
+        flights_home,
+        {
+            "plane_age": {
+                "kind": "numeric",
+                "lookup": {
+                    "join": "planes",
+                    "value": "make_date(TRY_CAST(year AS INTEGER), 1, 1)",
+                    "age": "year",
+                },
+            }
+        },
+        lookups={
+            "planes": {"key": {"tailnum": "tailnum"}, "first_by": "-TRY_CAST(year AS INTEGER)"}
+        },
+    )
+    with duckdb.connect(str(settings.warehouse_path())) as conn:
+        (tail, year), *_ = conn.execute(
+            """SELECT tailnum, TRY_CAST(year AS INTEGER) FROM flights.ref_planes p
+               WHERE TRY_CAST(year AS INTEGER) < 2000 AND tailnum IN (
+                   SELECT tailnum FROM flights.validated WHERE _partition_date = $d)
+               ORDER BY tailnum""",
+            {"d": FIRST},
+        ).fetchall()
+        # The same plane again, built later: the newer row wins, the older is ignored.
+        conn.execute(
+            "INSERT INTO flights.ref_planes BY NAME SELECT * REPLACE (CAST($y AS VARCHAR) AS year) "
+            "FROM flights.ref_planes WHERE tailnum = $t",
+            {"y": year + 5, "t": tail},
+        )
+        validated = conn.execute(
+            "SELECT _key, tailnum FROM flights.validated WHERE _partition_date BETWEEN $a AND $b",
+            {"a": FIRST, "b": LAST},
+        ).fetchall()
+    got = build(spec)
+    assert len(got) == len(validated)
+    tails = dict(validated)
+    ages = {got[k][0] for k, t in tails.items() if t == tail}
+    assert ages == {2013 - (year + 5)}
+    assert all(got[k][0] is None for k, t in tails.items() if t is None)
+    assert sum(t is None for t in tails.values()) > 0
 
 
 DEPARTED = "_event_time + to_minutes(CAST(dep_delay AS BIGINT))"
