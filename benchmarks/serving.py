@@ -13,23 +13,21 @@ Both serve the same registered version on 127.0.0.1, each in its own process:
 Measured per side: open-loop load at `RATE` requests/s for `SECONDS` (latency from each
 request's *scheduled* send time, so a stalled server is not hidden by a waiting client: p50,
 p99, errors), then the most requests/s 8 concurrent clients get (closed loop). The load is
-bounded in requests and time and only ever targets 127.0.0.1. The baseline is verified: its
+bounded in requests and time and only ever targets 127.0.0.1; it runs in a process of its
+own (`loadgen.py`). The baseline is verified: its
 answer for a row equals our model's raw output for the same row.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import http.client
 import json
 import os
-import queue
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -52,7 +50,6 @@ RATE = 200  # requests per second, open loop
 SECONDS = 30
 CLIENTS = 8  # concurrent clients of the throughput run
 THROUGHPUT_SECONDS = 10
-MAX_REQUESTS = 20_000  # per run, whatever the timing says
 P99_GOAL_MS = 10.0
 THROUGHPUT_GOAL = 3.0
 SAMPLE_ROWS = 200
@@ -110,104 +107,34 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def _post(conn: http.client.HTTPConnection, path: str, body: bytes) -> int:
-    conn.request("POST", path, body=body, headers={"content-type": "application/json"})
-    response = conn.getresponse()
-    response.read()
-    return response.status
+def _load(port: int, path: str, bodies: list[bytes], workdir: Path, *mode: str) -> dict:
+    """One `benchmarks.loadgen` run in a process of its own (see its docstring for why)."""
+    file = workdir / f"bodies-{port}.json"
+    file.write_text(json.dumps([b.decode() for b in bodies]))
+    args = ["--port", str(port), "--path", path, "--bodies", str(file), *mode]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.loadgen", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=SECONDS + THROUGHPUT_SECONDS + 120,
+        check=True,
+    )
+    return json.loads(done.stdout)
 
 
-def open_loop(port: int, path: str, bodies: list[bytes], rate: float, seconds: float) -> dict:
-    """`rate` requests/s for `seconds` (at most MAX_REQUESTS), latency from the scheduled time."""
-    total = min(int(rate * seconds), MAX_REQUESTS)
-    start = time.perf_counter() + 0.2
-    jobs: queue.Queue[int | None] = queue.Queue()
-    latencies, errors, lock = [], [0], threading.Lock()
-    deadline = start + seconds + 30  # a stalled server cannot hold the run for long
-
-    def worker() -> None:
-        conn = http.client.HTTPConnection(HOST, port, timeout=10)
-        while (i := jobs.get()) is not None:
-            scheduled = start + i / rate
-            try:
-                ok = time.perf_counter() < deadline and (
-                    _post(conn, path, bodies[i % len(bodies)]) == 200
-                )
-            except (OSError, http.client.HTTPException):
-                ok = False
-                conn.close()
-                conn = http.client.HTTPConnection(HOST, port, timeout=10)
-            done = time.perf_counter()
-            with lock:
-                if ok:
-                    latencies.append(done - scheduled)
-                else:
-                    errors[0] += 1
-        conn.close()
-
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(32)]
-    for t in threads:
-        t.start()
-    for i in range(total):
-        delay = start + i / rate - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        jobs.put(i)
-    for _ in threads:
-        jobs.put(None)
-    for t in threads:
-        t.join(timeout=60)
-    ms = np.asarray(latencies) * 1000
-    return {
-        "requests": total,
-        "ok": len(latencies),
-        "errors": errors[0],
-        "rate_rps": rate,
-        "seconds": seconds,
-        "p50_ms": round(float(np.percentile(ms, 50)), 3) if len(ms) else None,
-        "p99_ms": round(float(np.percentile(ms, 99)), 3) if len(ms) else None,
-        "max_ms": round(float(ms.max()), 3) if len(ms) else None,
-    }
+def open_loop(
+    port: int, path: str, bodies: list[bytes], workdir: Path, rate: float, seconds: float
+) -> dict:
+    """`rate` requests/s for `seconds`, latency from each request's scheduled time."""
+    return _load(port, path, bodies, workdir, "--rate", str(rate), "--seconds", str(seconds))
 
 
-def closed_loop(port: int, path: str, bodies: list[bytes], clients: int, seconds: float) -> dict:
-    """`clients` threads each sending the next request when the last answered."""
-    stop_at = time.perf_counter() + seconds
-    counts, errors, lock = [0], [0], threading.Lock()
-
-    def client(offset: int) -> None:
-        conn = http.client.HTTPConnection(HOST, port, timeout=10)
-        i = offset
-        while time.perf_counter() < stop_at:
-            with lock:
-                if counts[0] + errors[0] >= MAX_REQUESTS:
-                    break
-            try:
-                ok = _post(conn, path, bodies[i % len(bodies)]) == 200
-            except (OSError, http.client.HTTPException):
-                ok = False
-                conn.close()
-                conn = http.client.HTTPConnection(HOST, port, timeout=10)
-            with lock:
-                counts[0] += ok
-                errors[0] += not ok
-            i += clients
-        conn.close()
-
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=seconds + 30)
-    wall = time.perf_counter() - t0
-    return {
-        "clients": clients,
-        "ok": counts[0],
-        "errors": errors[0],
-        "seconds": round(wall, 3),
-        "rps": round(counts[0] / wall, 1),
-    }
+def closed_loop(
+    port: int, path: str, bodies: list[bytes], workdir: Path, clients: int, seconds: float
+) -> dict:
+    """`clients` concurrent clients, each sending when the last answered: requests/s."""
+    return _load(port, path, bodies, workdir, "--clients", str(clients), "--seconds", str(seconds))
 
 
 def prepare(bench: Bench) -> dict[str, Any]:
@@ -323,9 +250,11 @@ def measure(setup: dict[str, Any], workdir: Path, rate: float, seconds: float) -
                 assert answer.status_code == 200, answer.text
         health = httpx.get(f"http://{HOST}:{port}/health").json()["datasets"]["flights"]
         out["ours_shadow_challenger"] = health.get("challenger_version")
-        out["ours_open_loop"] = open_loop(port, "/v1/flights/predict", bodies, rate, seconds)
+        out["ours_open_loop"] = open_loop(
+            port, "/v1/flights/predict", bodies, workdir, rate, seconds
+        )
         out["ours_throughput"] = closed_loop(
-            port, "/v1/flights/predict", bodies, CLIENTS, THROUGHPUT_SECONDS
+            port, "/v1/flights/predict", bodies, workdir, CLIENTS, THROUGHPUT_SECONDS
         )
         metrics = httpx.get(f"http://{HOST}:{port}/metrics").text
         out["ours_shadow_rows"] = sum(
@@ -350,9 +279,9 @@ def measure(setup: dict[str, Any], workdir: Path, rate: float, seconds: float) -
         out["mlflow_verified_max_abs_diff"] = float(
             np.max(np.abs(np.asarray(got, dtype="float64") - setup["expected_raw"][:20]))
         )
-        out["mlflow_open_loop"] = open_loop(port, "/invocations", bodies, rate, seconds)
+        out["mlflow_open_loop"] = open_loop(port, "/invocations", bodies, workdir, rate, seconds)
         out["mlflow_throughput"] = closed_loop(
-            port, "/invocations", bodies, CLIENTS, THROUGHPUT_SECONDS
+            port, "/invocations", bodies, workdir, CLIENTS, THROUGHPUT_SECONDS
         )
     finally:
         _stop_group(process)
